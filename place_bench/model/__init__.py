@@ -1,0 +1,1 @@
+"""The vision-language model, its output contract, and checkpoint IO."""

@@ -1,0 +1,1 @@
+"""Encoders: timm image encoders, transformers text encoders, projection heads."""
