@@ -1,0 +1,1 @@
+"""Sub-commands of the CLI that need more than a few lines."""
