@@ -164,6 +164,11 @@ def build_model_from_checkpoint(path: str | os.PathLike):
 
     card = read_card(path)
     model_cfg = dict(card["config"].get("model") or {})
+    # The checkpoint carries every weight: the image encoder's initial weight file
+    # is neither read nor needed. (A text encoder still reads its local folder for
+    # its architecture and tokenizer.)
+    if isinstance(model_cfg.get("image_encoder"), dict):
+        model_cfg["image_encoder"] = dict(model_cfg["image_encoder"], pretrained_path=None)
     model = VisionLanguageModel(**model_cfg)
     load_model_weights(model, path)
     return model, card

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any, Sequence
@@ -67,9 +68,10 @@ class HFTextEncoder(nn.Module):
                 model_path, "text_encoder.model_path", "a folder holding config.json, the weights and the tokenizer"
             )
             extra = {"add_pooling_layer": False} if _is_bert_like(folder) else {}
-            self.model, info = AutoModel.from_pretrained(
-                str(folder), local_files_only=True, attn_implementation=attn, output_loading_info=True, **extra
-            )
+            with _quiet_transformers():  # missing keys are checked below; the pooler is dropped on purpose
+                self.model, info = AutoModel.from_pretrained(
+                    str(folder), local_files_only=True, attn_implementation=attn, output_loading_info=True, **extra
+                )
             if info.get("missing_keys"):
                 missing = sorted(info["missing_keys"])
                 raise PartialLoadError(
@@ -242,6 +244,22 @@ def _sentence_of(char: int, spans: list[tuple[int, int]]) -> int:
         if start <= char < end:
             return i
     return -1
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    from transformers.utils import logging as hf_logging
+
+    level = hf_logging.get_verbosity()
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        if bars:
+            hf_logging.enable_progress_bar()
 
 
 def _is_bert_like(folder: Path) -> bool:
