@@ -1,0 +1,1 @@
+"""Built-in dataset plugins: native readers and the synthetic chest X-ray world."""
