@@ -71,8 +71,17 @@ def build_parser() -> argparse.ArgumentParser:
     card.add_argument("checkpoint")
     card.set_defaults(func=cmd_checkpoint_show)
 
+    p = sub.add_parser("pretrain", help="pretrain a method on the mmengine Runner; export a suite checkpoint")
+    p.add_argument("config")
+    p.add_argument("--work-dir", help="Runner work folder (checkpoints, logs, model.safetensors)")
+    p.add_argument("--resume", action="store_true", help="resume from the last checkpoint in the work folder")
+    _cfg_options_argument(p)
+    p.set_defaults(func=cmd_pretrain)
+
+    from place_bench.commands.data import add_data_parser
     from place_bench.commands.embed import add_embed_parser
 
+    add_data_parser(sub)
     add_embed_parser(sub)
     return parser
 
@@ -120,6 +129,16 @@ def cmd_checkpoint_init(args) -> int:
     path = save_checkpoint(model, args.out, to_plain(cfg), extra={"seed": args.seed, "source": "init"})
     n = sum(p.numel() for p in model.parameters())
     print(f"wrote {path} ({n / 1e6:.2f} M parameters) and {path.with_suffix('.json')}")
+    return 0
+
+
+def cmd_pretrain(args) -> int:
+    from place_bench import api
+    from place_bench.engine.pretrain import run_pretrain
+
+    cfg = api.load_config(args.config, args.cfg_options, args.plugin_dir, strict=args.strict)
+    path = run_pretrain(cfg, work_dir=args.work_dir, resume=args.resume)
+    print(f"wrote {path}")
     return 0
 
 
