@@ -34,6 +34,7 @@ SUITE_SECTIONS = {
     "model": "the vision-language model: encoders, projection heads, objectives",
     "plugin_dirs": "extra plugin folders loaded before anything is built",
     "data": "datasets and manifests",
+    "pretrain": "pretraining engine settings: amp, checkpoint_interval, max_keep_ckpts, log_interval",
     "task": "a downstream task and its protocol",
     "tasks": "several downstream tasks",
     "checkpoint": "a checkpoint to start from or evaluate",

@@ -88,3 +88,24 @@ class TextFeatures:
     sentence_mask: torch.Tensor
     cls_attention: torch.Tensor | None
     batch: TextBatch
+
+
+@dataclass
+class PairOutputs:
+    """What objectives consume: encoder features of B image-report pairs and their projections.
+
+    image, text: the encoders' outputs (local tokens, grid, words, sentence spans,
+        CLS attention: see :class:`ImageFeatures` and :class:`TextFeatures`).
+    image_global, text_global: (B, d) joint-space projections of the global
+        features, NOT normalized (objectives normalize as their method says).
+    patch_local: (B, N, d) local projection of the image's local tokens, or None
+        when the model has no ``image_local_projection``.
+    word_local: (B, W, d) local projection of the word features, or None.
+    """
+
+    image: ImageFeatures
+    text: TextFeatures
+    image_global: torch.Tensor
+    text_global: torch.Tensor
+    patch_local: torch.Tensor | None = None
+    word_local: torch.Tensor | None = None

@@ -1,0 +1,1 @@
+"""Training engines on the mmengine Runner."""

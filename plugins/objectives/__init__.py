@@ -1,0 +1,1 @@
+"""Pretraining objectives: each a module mapping PairOutputs to named, weighted losses."""
