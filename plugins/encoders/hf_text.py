@@ -36,6 +36,8 @@ class HFTextEncoder(nn.Module):
         are truncated: sentences with no token left are dropped, a sentence cut in
         the middle keeps its remaining words.
     :param word_pooling: how sub-word features merge into a word: mean, sum or first.
+    :param word_layers: word features are the sum of the last N layers' hidden
+        states (GLoRIA uses 4); token features and the CLS embedding stay the last layer's.
     :param lowercase: lower-case reports before tokenizing (for cased vocabularies
         this is usually wrong; uncased tokenizers lower-case themselves).
     """
@@ -50,6 +52,7 @@ class HFTextEncoder(nn.Module):
         word_pooling: str = "mean",
         return_cls_attention: bool = True,
         lowercase: bool = False,
+        word_layers: int = 1,
     ):
         super().__init__()
         from transformers import AutoConfig, AutoModel
@@ -62,6 +65,9 @@ class HFTextEncoder(nn.Module):
         self.word_pooling = word_pooling
         self.return_cls_attention = return_cls_attention
         self.lowercase = lowercase
+        if word_layers < 1:
+            raise ValueError(f"text_encoder.word_layers must be >= 1, got {word_layers}")
+        self.word_layers = int(word_layers)
         attn = "eager" if return_cls_attention else "sdpa"
         if model_path is not None:
             folder = require_local_path(
@@ -168,11 +174,18 @@ class HFTextEncoder(nn.Module):
             input_ids=batch.input_ids,
             attention_mask=batch.attention_mask.long(),
             output_attentions=self.return_cls_attention,
+            output_hidden_states=self.word_layers > 1,
             return_dict=True,
         )
         tokens = out.last_hidden_state
         mask = batch.attention_mask
-        word_features, word_mask = merge_subwords(tokens, batch.word_ids, batch.word_to_sentence.shape[1], self.word_pooling)
+        word_source = tokens
+        if self.word_layers > 1:
+            layers = out.hidden_states[1:]  # [0] is the embedding layer
+            if self.word_layers > len(layers):
+                raise ValueError(f"text_encoder.word_layers={self.word_layers} but the model has {len(layers)} layers")
+            word_source = torch.stack(layers[-self.word_layers:]).sum(0)
+        word_features, word_mask = merge_subwords(word_source, batch.word_ids, batch.word_to_sentence.shape[1], self.word_pooling)
         spans, sentence_mask = sentence_spans(batch.word_to_sentence)
         cls_attention = None
         if self.return_cls_attention and out.attentions:

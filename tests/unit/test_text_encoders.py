@@ -103,3 +103,15 @@ def test_missing_local_folder_is_named(tmp_path):
 def test_exactly_one_source():
     with pytest.raises(ValueError, match="exactly one"):
         registries.build("text_encoder", dict(type="hf_text"))
+
+
+def test_word_features_from_the_sum_of_the_last_layers():
+    encoder = build(word_layers=2, word_pooling="sum")
+    with torch.no_grad():
+        out = encoder([REPORT])
+        hidden = encoder.model(**encoder.tokenizer([REPORT], return_tensors="pt"), output_hidden_states=True).hidden_states
+    summed = hidden[-1] + hidden[-2]
+    word_ids = encoder.tokenizer([REPORT]).word_ids(0)
+    positions = [t for t, w in enumerate(word_ids) if w == 1]  # "pneumothorax", several sub-words
+    torch.testing.assert_close(out.word_features[0, 1], summed[0, positions].sum(0))
+    torch.testing.assert_close(out.token_features, hidden[-1])
