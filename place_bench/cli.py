@@ -138,7 +138,8 @@ def cmd_pretrain(args) -> int:
 
     cfg = api.load_config(args.config, args.cfg_options, args.plugin_dir, strict=args.strict)
     path = run_pretrain(cfg, work_dir=args.work_dir, resume=args.resume)
-    print(f"wrote {path}")
+    if os.environ.get("RANK", "0") == "0":
+        print(f"wrote {path}")
     return 0
 
 

@@ -99,6 +99,14 @@ def build_pretrain_runner(cfg, work_dir: str | os.PathLike | None = None, resume
     )
     env_cfg = extra.pop("env_cfg", {}) or {}
     env_cfg.setdefault("dist_cfg", dict(backend="nccl" if torch.cuda.is_available() else "gloo"))
+    if _distributed() and not torch.cuda.is_available():
+        # mmengine's pytorch launcher pins a CUDA device; on CPU the process group
+        # is started here (gloo) so the Runner finds it ready, and DDP gets no device ids.
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group(backend=env_cfg["dist_cfg"].get("backend", "gloo"))
+        full_config.setdefault("model_wrapper_cfg", dict(type="MMDistributedDataParallel", device_ids=None))
     custom_hooks = list(extra.pop("custom_hooks", []) or [])
     custom_hooks += [RNGStateHook(), ObjectiveEpochHook(), ExportHook(export)]
 

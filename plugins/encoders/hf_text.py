@@ -92,7 +92,9 @@ class HFTextEncoder(nn.Module):
             model_type = cfg.pop("model_type", "bert")
             hf_config = AutoConfig.for_model(model_type, **cfg)
             hf_config._attn_implementation = attn
-            self.model = AutoModel.from_config(hf_config, attn_implementation=attn)
+            # No pooler: nothing uses it, and unused parameters break DDP.
+            extra = {"add_pooling_layer": False} if model_type == "bert" else {}
+            self.model = AutoModel.from_config(hf_config, attn_implementation=attn, **extra)
         self.tokenizer = _load_tokenizer(tokenizer_path)
         if num_layers is not None:
             self._keep_first_layers(int(num_layers))

@@ -46,3 +46,22 @@ def test_resume_continues_exactly(pairs_manifest, tmp_path):
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def test_ddp_on_cpu_through_torchrun(pairs_manifest, tmp_path):
+    """The same config under torchrun: two gloo processes, one exported checkpoint."""
+    import subprocess
+    import sys
+
+    work = tmp_path / "ddp"
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
+        "-m", "place_bench.cli", "pretrain", "pretrain/convirt_tiny", "--work-dir", str(work),
+        "--cfg-options", f"data.train.manifest={pairs_manifest}", "data.batch_size=2", "train_cfg.max_iters=2",
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[2])
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = "\n".join(p.read_text() for p in work.rglob("*.log"))
+    assert "Distributed training: True" in log and "'backend': 'gloo'" in log
+    assert result.stdout.count("wrote ") == 1  # rank 0 alone reports and exports
+    assert read_card(work / "model.safetensors")["extra"]["source"] == "pretrain"
