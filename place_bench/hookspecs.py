@@ -61,3 +61,16 @@ def place_bench_config_dirs():
     so a plugin package can ship configs that users name like the built-in ones
     (``place-bench config show pretrain/my_method``).
     """
+
+
+@hookspec
+def place_bench_add_data_commands(subparsers):
+    """Add sub-commands to ``place-bench data``.
+
+    :param subparsers: the ``argparse`` sub-parsers of ``place-bench data``; add a
+        parser and set its ``func`` default to a callable taking the parsed args and
+        returning an exit code. The synthetic world adds ``data synth`` this way.
+
+    The command-line parser is built before ``--plugin-dir`` is read, so commands
+    come from installed plugins (entry points) and ``PLACE_BENCH_PLUGIN_PATH``.
+    """

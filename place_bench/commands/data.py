@@ -37,6 +37,10 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     insp.add_argument("path", help="a sidecar .json, a manifest .parquet, or a folder of them")
     insp.set_defaults(func=run_data_inspect)
 
+    from place_bench.plugin_manager import get_plugin_manager
+
+    get_plugin_manager().pluggy.hook.place_bench_add_data_commands(subparsers=data_sub)
+
 
 def run_data_prepare(args) -> int:
     from place_bench.plugin_manager import get_plugin_manager

@@ -1,0 +1,96 @@
+"""``place-bench data synth``: write synthetic copies of the native datasets (datasets.md §4.7, §4.10).
+
+``place-bench data synth --size {tiny,small,full} --out DIR [--datasets a,b,...] [--seed N] [--workers N]``
+writes one native-format tree per dataset, ``DIR/<dataset>/`` (``mimic_cxr``, ``chexpert``,
+``rsna``, ``siim``, ``covidx``, ``object_cxr``, ``iu_xray``, ``mimic_rrg``), each with its
+``latent.jsonl`` and ``manifest_of_quirks.json``, and prints per dataset the files written, the
+counts per split and the time taken. ``prepare`` reads the trees like real downloads
+(``place-bench data prepare rsna --root DIR/rsna ...``).
+
+``mimic_rrg`` references the images of ``DIR/mimic_cxr`` (``image_root = ../mimic_cxr/files``)
+when that tree is written in the same run or already holds an emulation with the same size and
+seed; otherwise it renders its own ``images/``. ``--workers`` renders the studies of each dataset
+in that many processes; the output is identical for any worker count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from place_bench.hookspecs import hookimpl
+
+
+def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add the ``synth`` options to ``parser`` (the caller sets ``func=run_synth``)."""
+    from . import DATASETS
+    from ..sizes import SIZES
+
+    parser.add_argument("--size", choices=tuple(SIZES), default="tiny", help="dataset sizes (default: tiny)")
+    parser.add_argument("--out", required=True, help="output folder; one sub-folder per dataset")
+    parser.add_argument("--datasets", default="all",
+                        help=f"comma-separated subset of {','.join(DATASETS)} (default: all)")
+    parser.add_argument("--seed", type=int, default=0, help="world seed (default: 0)")
+    parser.add_argument("--workers", type=int, default=1, help="rendering processes per dataset (default: 1)")
+
+
+def _datasets(text: str) -> list[str]:
+    from . import DATASETS
+
+    if text.strip() in ("", "all"):
+        return list(DATASETS)
+    wanted = [t.strip() for t in text.split(",") if t.strip()]
+    unknown = [t for t in wanted if t not in DATASETS]
+    if unknown:
+        raise ValueError(f"unknown dataset(s) {', '.join(unknown)}; choose from {', '.join(DATASETS)}")
+    return [d for d in DATASETS if d in wanted]  # dependency order: mimic_cxr before mimic_rrg
+
+
+def _same_emulation(root: Path, size: str, seed: int) -> bool:
+    from place_bench.plugins.datasets.synthetic.emulators import QUIRKS_FILE
+
+    try:
+        info = json.loads((root / QUIRKS_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return info.get("size") == size and info.get("seed") == seed and info.get("image_px") is not None
+
+
+def _summary(counts: dict) -> str:
+    parts = []
+    for split, value in counts.items():
+        if isinstance(value, dict):
+            nums = " ".join(f"{k}={v}" for k, v in value.items() if isinstance(v, int) and not isinstance(v, bool))
+            parts.append(f"{split}[{nums}]")
+        elif isinstance(value, int):
+            parts.append(f"{split}={value}")
+    return " ".join(parts)
+
+
+def run_synth(args) -> int:
+    from . import emulate
+
+    if args.workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    names = _datasets(args.datasets)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    print(f"synthetic {args.size} datasets, seed {args.seed}, into {out}")
+    for name in names:
+        options = {"workers": args.workers}
+        if name == "mimic_rrg" and ("mimic_cxr" in names or _same_emulation(out / "mimic_cxr", args.size, args.seed)):
+            options["mimic_root"] = out / "mimic_cxr"
+        result = emulate(name, out / name, size=args.size, seed=args.seed, **options)
+        print(f"  {name:<11} {len(result.paths):>6} files  {result.seconds:7.1f}s  {_summary(result.counts)}")
+    print(f"done in {time.perf_counter() - t0:.1f}s")
+    return 0
+
+
+@hookimpl
+def place_bench_add_data_commands(subparsers):
+    parser = subparsers.add_parser("synth", help="write synthetic copies of every native dataset format")
+    add_synth_arguments(parser)
+    parser.set_defaults(func=run_synth)
