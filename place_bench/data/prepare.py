@@ -68,6 +68,7 @@ __all__ = [
     "PrepareResult",
     "PrepareWarnings",
     "code_version",
+    "digest_files",
     "find_native_file",
     "manifest_paths",
     "read_native_csv",
@@ -348,6 +349,24 @@ def describe_files(root: PathLike, paths: Iterable[PathLike]) -> dict[str, dict]
     for p in sorted({Path(p) for p in paths}, key=lambda p: rel_name(root, p)):
         out[rel_name(root, p)] = {"size": p.stat().st_size, "sha256": mf.sha256_file(p)}
     return out
+
+
+def digest_files(root: PathLike, paths: Iterable[PathLike]) -> dict:
+    """``{"count": n, "sha256": hex}`` summarizing many small native files (report trees) in one
+    entry, for ``run_prepare(options=...)``: the SHA-256 over ``"<relative name>\\0<sha256 of the
+    content>\\n"`` in name order. Listing each file in the sidecar's ``files`` would not scale."""
+    h = hashlib.sha256()
+    top = os.path.join(os.path.abspath(root), "")
+    named = []
+    for p in paths:
+        full = os.path.abspath(p)
+        # plain string work: rel_name's pathlib calls dominate on 10^5 files
+        name = full[len(top):].replace(os.sep, "/") if full.startswith(top) else rel_name(root, p)
+        named.append((name, full))
+    named.sort()
+    for name, p in named:
+        h.update(f"{name}\0{mf.sha256_file(p)}\n".encode())
+    return {"count": len(named), "sha256": h.hexdigest()}
 
 
 def code_version(files: Iterable[PathLike] = ()) -> str:
