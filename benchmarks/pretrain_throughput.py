@@ -6,7 +6,7 @@ clipping; only the loop differs (mmengine Runner with its hooks, logging and
 checkpointing vs a plain ``for`` loop). Iterations after a warm-up are timed and
 reported as image-report pairs per second, with their ratio (target >= 0.95).
 
-    python benchmarks/pretrain_throughput.py [--config pretrain/convirt_tiny] [--iters 30] [--batch-size 8]
+    python benchmarks/pretrain_throughput.py [--config pretrain/convirt_synthetic] [--iters 30] [--batch-size 8]
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def suite_run(cfg_name: str, manifest: Path, iters: int, batch_size: int, work: 
     from place_bench.engine.pretrain import build_pretrain_runner
 
     cfg = api.load_config(cfg_name, {
-        "data.train.manifest": str(manifest), "data.batch_size": batch_size, "train_cfg.max_iters": iters,
+        "data.train.source": None, "data.train.manifest": str(manifest), "data.batch_size": batch_size, "train_cfg.max_iters": iters,
         "pretrain.checkpoint_interval": iters, "pretrain.log_interval": iters,
     })
     runner = build_pretrain_runner(cfg, work_dir=work)
@@ -101,7 +101,7 @@ def bare_run(cfg_name: str, manifest: Path, iters: int, batch_size: int) -> list
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="pretrain/convirt_tiny")
+    parser.add_argument("--config", default="pretrain/convirt_synthetic")
     parser.add_argument("--iters", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=8)

@@ -97,7 +97,7 @@ def cmd_plugins(args) -> int:
     for row in [header, *rows]:
         print("  ".join(str(v).ljust(w) for v, w in zip(row[:3], widths)) + "  " + row[3])
     print()
-    print(f"{len(rows)} components from {len(manager.origins)} plugins:")
+    print(f"{len(rows)} components listed; {len(manager.origins)} plugins loaded:")
     for name, origin in sorted(manager.origins.items()):
         print(f"  {name}: {origin}")
     if manager.failures:

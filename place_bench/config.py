@@ -46,6 +46,9 @@ SUITE_SECTIONS = {
     "device": "cpu, cuda or auto",
 }
 
+#: Keys mmengine's Runner reads from its ``cfg`` rather than its arguments.
+RUNNER_CFG_KEYS = {"model_wrapper_cfg"}
+
 #: A key in a config dict -> the component kind its ``type`` names.
 _SLOT_KINDS = {
     "image_encoder": "image_encoder",
@@ -87,7 +90,7 @@ def builtin_configs_root() -> Path:
 def resolve_config_path(name: str | os.PathLike, extra_dirs: Iterable[Path] = ()) -> Path:
     """A config path as given, or a name resolved against ``configs/`` then plugin config folders.
 
-    ``pretrain/convirt_tiny`` and ``pretrain/convirt_tiny.py`` both resolve.
+    ``pretrain/convirt_synthetic`` and ``pretrain/convirt_synthetic.py`` both resolve.
     """
     path = Path(name)
     if path.is_file():
@@ -173,7 +176,7 @@ def validate_config(cfg: Config, model_factory: Callable | None = None, partial:
     overrides = list(getattr(cfg, "_place_bench_overrides", []))
     locate = _Locator(source, overrides, partial)
 
-    allowed = set(SUITE_SECTIONS) | runner_arguments()
+    allowed = set(SUITE_SECTIONS) | runner_arguments() | RUNNER_CFG_KEYS
     for key in cfg.keys():
         if key.startswith("_") or key in allowed:
             continue

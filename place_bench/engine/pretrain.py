@@ -29,6 +29,24 @@ def _distributed() -> bool:
     return int(os.environ.get("WORLD_SIZE", "1")) > 1
 
 
+def resolve_source(split_cfg: dict) -> dict:
+    """A data split config with ``source=dict(type=<dataset>, ...)`` turned into one with
+    ``manifest=``: the dataset component's ``materialize()`` makes (or finds) the manifest."""
+    split_cfg = dict(split_cfg)
+    source = split_cfg.pop("source", None)
+    if source is None:
+        return split_cfg
+    if "manifest" in split_cfg:
+        raise ValueError("data: give either manifest or source for a split, not both")
+    from place_bench import registry as registries
+
+    component = registries.build("dataset", source)
+    if not hasattr(component, "materialize"):
+        raise ValueError(f"data source {source.get('type')!r} cannot make a manifest by itself; run `place-bench data prepare` and give manifest=")
+    split_cfg["manifest"] = str(component.materialize())
+    return split_cfg
+
+
 def build_pretrain_runner(cfg, work_dir: str | os.PathLike | None = None, resume: bool = False):
     """The Runner for ``cfg`` (a validated mmengine Config), ready to ``train()``."""
     from mmengine.runner import Runner, set_random_seed
@@ -54,7 +72,7 @@ def build_pretrain_runner(cfg, work_dir: str | os.PathLike | None = None, resume
     # Seed before building: random initialisation must not depend on what ran before.
     set_random_seed(seed)
     vlm = build_model(cfg)
-    dataset = ImageReportDataset(pipeline=data.get("pipeline"), seed=seed, **data["train"])
+    dataset = ImageReportDataset(pipeline=data.get("pipeline"), seed=seed, **resolve_source(data["train"]))
     model = PretrainModel(vlm)
 
     optim_wrapper = to_plain(cfg.get("optim_wrapper") or {})
@@ -106,7 +124,10 @@ def build_pretrain_runner(cfg, work_dir: str | os.PathLike | None = None, resume
 
         if not dist.is_initialized():
             dist.init_process_group(backend=env_cfg["dist_cfg"].get("backend", "gloo"))
-        full_config.setdefault("model_wrapper_cfg", dict(type="MMDistributedDataParallel", device_ids=None))
+        wrapper = dict(full_config.get("model_wrapper_cfg") or {})
+        wrapper.setdefault("type", "MMDistributedDataParallel")
+        wrapper["device_ids"] = None
+        full_config["model_wrapper_cfg"] = wrapper
     custom_hooks = list(extra.pop("custom_hooks", []) or [])
     custom_hooks += [RNGStateHook(), ObjectiveEpochHook(), ExportHook(export)]
 

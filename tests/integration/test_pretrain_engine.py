@@ -13,7 +13,7 @@ from place_bench.model.checkpoint import build_model_from_checkpoint, read_card
 
 def tiny_cfg(manifest: Path, iters: int, **extra):
     options = {
-        "data.train.manifest": str(manifest),
+        "data.train.source": None, "data.train.manifest": str(manifest),
         "data.batch_size": 4,
         "train_cfg.max_iters": iters,
         "pretrain.checkpoint_interval": 2,
@@ -22,7 +22,7 @@ def tiny_cfg(manifest: Path, iters: int, **extra):
         "model.text_encoder.config.attention_probs_dropout_prob": 0.0,
         **extra,
     }
-    return api.load_config("pretrain/convirt_tiny", options)
+    return api.load_config("pretrain/convirt_synthetic", options)
 
 
 def test_pretrain_exports_a_loadable_checkpoint_and_learns(pairs_manifest, tmp_path):
@@ -56,8 +56,9 @@ def test_ddp_on_cpu_through_torchrun(pairs_manifest, tmp_path):
     work = tmp_path / "ddp"
     command = [
         sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29561",
-        "-m", "place_bench.cli", "pretrain", "pretrain/convirt_tiny", "--work-dir", str(work),
-        "--cfg-options", f"data.train.manifest={pairs_manifest}", "data.batch_size=2", "train_cfg.max_iters=2",
+        "-m", "place_bench.cli", "pretrain", "pretrain/convirt_synthetic", "--work-dir", str(work),
+        "--cfg-options", "data.train.source=None", f"data.train.manifest={pairs_manifest}", "data.batch_size=2",
+        "train_cfg.max_iters=2",
     ]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=Path(__file__).parents[2])
     assert result.returncode == 0, result.stderr[-3000:]

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from place_bench.hookspecs import hookimpl
+
 from .render import to_uint8
 from .study import generate_study
 
@@ -51,3 +53,51 @@ def write_pairs_manifest(
         "manifest": {"file": manifest.name, "rows": summary.rows, "sha256": summary.sha256, "fingerprint": summary.fingerprint},
     })
     return manifest
+
+
+class SyntheticPairs:
+    """Dataset component ``synthetic_pairs``: a generated pairs manifest, made on first use.
+
+    ``materialize()`` returns ``<cache_dir>/<settings key>/pairs.parquet``, writing it
+    (into a temporary folder renamed into place, so never half of it) only when it
+    is not there yet. Configs use it as ``data.train.source``::
+
+        data = dict(train=dict(source=dict(type="synthetic_pairs", n_train=256), split="train"))
+    """
+
+    def __init__(self, n_train: int = 256, n_test: int = 64, image_px: int = 96, seed: int = 0,
+                 cache_dir: str = "work/synthetic_pairs"):
+        self.n_train, self.n_test, self.image_px, self.seed = n_train, n_test, image_px, seed
+        self.cache_dir = Path(cache_dir)
+
+    def materialize(self) -> Path:
+        import shutil
+        import tempfile
+
+        key = f"seed{self.seed}_px{self.image_px}_train{self.n_train}_test{self.n_test}"
+        target = self.cache_dir / key
+        manifest = target / "pairs.parquet"
+        if manifest.is_file() and manifest.with_suffix(".json").is_file():
+            return manifest
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=self.cache_dir))
+        try:
+            write_pairs_manifest(staging, self.n_train, self.n_test, self.image_px, self.seed)
+            # The sidecar records the root; point it at the final folder before the move.
+            from place_bench.data.manifest import read_sidecar, write_sidecar
+
+            sidecar = read_sidecar(staging / "pairs.json")
+            sidecar["native_root"] = str(target.resolve())
+            write_sidecar(staging / "pairs.json", sidecar)
+            staging.rename(target)
+        except FileExistsError:  # another process finished first
+            shutil.rmtree(staging, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return manifest
+
+
+@hookimpl
+def place_bench_register(registrar):
+    registrar.add("dataset", "synthetic_pairs", SyntheticPairs)
