@@ -67,12 +67,13 @@ def bare_run(cfg_name: str, manifest: Path, iters: int, batch_size: int) -> list
     from place_bench import api
     from place_bench.config import to_plain
     from place_bench.data.pairs import ImageReportDataset, PairCollate
+    from place_bench.engine.pretrain import resolve_source
 
-    cfg = api.load_config(cfg_name, {"data.train.manifest": str(manifest)})
+    cfg = api.load_config(cfg_name, {"data.train.source": None, "data.train.manifest": str(manifest)})
     data = to_plain(cfg.data)
     set_random_seed(int(cfg.get("seed", 0)))
     model = api.build_model(cfg).train()
-    dataset = ImageReportDataset(pipeline=data.get("pipeline"), seed=int(cfg.get("seed", 0)), **data["train"])
+    dataset = ImageReportDataset(pipeline=data.get("pipeline"), seed=int(cfg.get("seed", 0)), **resolve_source(data["train"]))
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=PairCollate(model.tokenize)
     )

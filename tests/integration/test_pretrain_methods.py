@@ -58,3 +58,21 @@ def test_missing_text_encoder_path_is_one_line(run_cli, tmp_path):
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert str(missing) in result.stderr and "never downloads" in result.stderr
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_gradients_reach_both_encoders(method, sixteen_pairs):
+    import torch
+
+    from place_bench.data.pairs import ImageReportDataset, PairCollate
+
+    cfg = api.load_config(f"pretrain/{method}")
+    torch.manual_seed(0)
+    model = api.build_model(cfg).train()
+    dataset = ImageReportDataset(sixteen_pairs, pipeline=dict(cfg.data.pipeline), limit=4)
+    batch = PairCollate(model.tokenize)([dataset[i] for i in range(4)])
+    total = sum(model.losses(batch["images"], batch["reports"]).values())
+    total.backward()
+    for name in ("image_encoder", "text_encoder"):
+        grads = [p.grad for p in getattr(model, name).parameters() if p.grad is not None]
+        assert grads and sum(float(g.abs().sum()) for g in grads) > 0, f"{method}: no gradient in {name}"
