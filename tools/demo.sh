@@ -1,19 +1,29 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: everything runs offline on the CPU.
-# It grows with the suite; today: plugins -> config -> model with real local
-# weights -> suite checkpoint -> strict reload -> embeddings of reports.
+# It grows with the suite; today the whole data -> pretraining -> checkpoint path:
+#   synthetic MIMIC-CXR in its native format -> prepare -> manifest -> MGCA
+#   pretraining on the mmengine Runner -> suite checkpoint -> embeddings.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${VENV:-$repo/.venv}"
 out="${DEMO_DIR:-$repo/work/demo}"
-pb() { echo "+ place-bench $*"; "$venv/bin/place-bench" "$@"; }
+pb() { echo; echo "+ place-bench $*"; "$venv/bin/place-bench" "$@"; }
 mkdir -p "$out"
+cd "$repo"
 
 pb plugins
-pb config show eval/embed_demo
-pb checkpoint init eval/embed_demo --out "$out/init.safetensors"
-pb checkpoint show "$out/init.safetensors"
-pb embed "$out/init.safetensors" \
+pb data synth --size tiny --out "$out/native" --datasets mimic_cxr
+pb data prepare mimic_cxr --root "$out/native/mimic_cxr" --protocol mgca --out "$out/manifests"
+pb data inspect "$out/manifests/mimic_cxr"
+manifest="$out/manifests/mimic_cxr/mgca.parquet"
+overrides=(data.train.source=None "data.train.manifest=$manifest")
+pb config show pretrain/mgca_synthetic --cfg-options "${overrides[@]}"
+pb pretrain pretrain/mgca_synthetic --work-dir "$out/mgca" --cfg-options "${overrides[@]}"
+pb checkpoint show "$out/mgca/model.safetensors"
+mapfile -t images < <(find "$out/native/mimic_cxr/files" -name '*.jpg' | sort | head -n 4)
+pb embed "$out/mgca/model.safetensors" --image "${images[@]}" \
   --text "Large right pleural effusion." "No acute cardiopulmonary process." \
-         "Left lower lobe consolidation." "Cardiomegaly with pulmonary edema." \
+         "Left lower lobe consolidation." "Moderate cardiomegaly with pulmonary edema." \
   --out "$out/embeddings.safetensors"
+echo
+echo "demo finished: outputs in $out"
