@@ -85,6 +85,7 @@ from place_bench.data.prepare import (
 from place_bench.data.report_text import parse_mimic_report
 from place_bench.data.splits import frac_ranks, legacy_permutation
 from place_bench.hookspecs import hookimpl
+from place_bench.plugins.datasets.chexpert import COMPETITION_LABELS, FIVE_X_200_ZERO  # one 5x200 rule
 
 #: The 14 observations in the (alphabetical) column order of the MIMIC-CXR-JPG label tables.
 MIMIC_LABELS: tuple[str, ...] = (
@@ -101,17 +102,6 @@ MIMIC_LABELS: tuple[str, ...] = (
     "Pleural Other",
     "Pneumonia",
     "Pneumothorax",
-    "Support Devices",
-)
-COMPETITION_LABELS: tuple[str, ...] = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
-FIVE_X_200_ZERO: tuple[str, ...] = (
-    "Enlarged Cardiomediastinum",
-    "Lung Lesion",
-    "Lung Opacity",
-    "Pneumonia",
-    "Pneumothorax",
-    "Pleural Other",
-    "Fracture",
     "Support Devices",
 )
 VERSIONS = ("2.0.0", "2.1.0")

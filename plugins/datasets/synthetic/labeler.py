@@ -26,6 +26,8 @@ import bisect
 import re
 from typing import Iterable, Mapping, Optional, Sequence
 
+from place_bench.data import report_text
+
 from .lexicon import (
     CLAUSE_BREAK,
     FIXED,
@@ -40,12 +42,15 @@ from .lexicon import (
     combine_labels,
 )
 
-_SENTENCE_SPLIT = re.compile(r"[.!?](?:\s+|$)|\n+")
 
 
 def split_sentences(text: str) -> list[str]:
-    """Lower-cased sentences of ``text`` (empty pieces dropped)."""
-    return [s.strip() for s in _SENTENCE_SPLIT.split(text.lower()) if s.strip()]
+    """Lower-cased sentences of ``text`` without their final stop, whitespace (line wraps included) collapsed.
+
+    Uses the suite's report splitter, so a MIMIC line wrap inside a sentence
+    ("No focal\n consolidation.") stays one sentence and keeps its negation.
+    """
+    return [" ".join(s.split()).lower().rstrip(".!?").rstrip() for s in report_text.split_sentences(text)]
 
 
 def _spans(patterns: Iterable[re.Pattern], s: str) -> list[tuple[int, int]]:

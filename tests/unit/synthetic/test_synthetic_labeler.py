@@ -110,3 +110,10 @@ def test_clinical_efficacy_hand_computed():
     assert ce["f1"] == pytest.approx(0.5)
     ce_u = clinical_efficacy(pred, ref, observations=["Edema"], uncertain_as_positive=True)["Edema"]
     assert ce_u["precision"] == pytest.approx(1 / 3)
+
+
+def test_a_line_wrap_inside_a_sentence_keeps_its_negation():
+    from place_bench.plugins.datasets.synthetic.labeler import label_text
+
+    wrapped = label_text(" FINDINGS:\n \n No focal\n consolidation is seen.  Heart size is normal.")
+    assert wrapped["Consolidation"] == 0
