@@ -8,6 +8,7 @@ real); their feature values are zero and must not be relied on.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 
@@ -101,6 +102,11 @@ class PairOutputs:
     patch_local: (B, N, d) local projection of the image's local tokens, or None
         when the model has no ``image_local_projection``.
     word_local: (B, W, d) local projection of the word features, or None.
+    images: (B, C, H, W) the normalized input images, for objectives that run the
+        image encoder again (masked-patch objectives).
+    encode_image: the model's image encoder as a callable ``(images, patch_mask=None)
+        -> ImageFeatures``; ``patch_mask`` (B, gh, gw) bool marks grid cells to hide.
+    project_local: the model's patch projection head (local tokens -> d), or None.
     """
 
     image: ImageFeatures
@@ -109,3 +115,6 @@ class PairOutputs:
     text_global: torch.Tensor
     patch_local: torch.Tensor | None = None
     word_local: torch.Tensor | None = None
+    images: torch.Tensor | None = None
+    encode_image: Callable[..., ImageFeatures] | None = None
+    project_local: Callable[[torch.Tensor], torch.Tensor] | None = None

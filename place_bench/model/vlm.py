@@ -111,6 +111,9 @@ class VisionLanguageModel(nn.Module):
             text_global=self.text_projection(text.cls_embedding),
             patch_local=patch_local,
             word_local=word_local,
+            images=images,
+            encode_image=self.image_encoder,
+            project_local=self.image_local_projection,
         )
 
     def losses(self, images: torch.Tensor, reports: TextBatch | Sequence[str]) -> dict[str, torch.Tensor]:
