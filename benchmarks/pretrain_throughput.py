@@ -38,12 +38,13 @@ class IterClock(Hook):
 
 
 def steady_pairs_per_second(stamps: list[float], batch_size: int, warmup: int) -> tuple[float, float]:
-    """Median pairs/s over iterations after ``warmup``, and its spread (IQR / median)."""
+    """Pairs/s over all iterations after ``warmup`` (total pairs / total time, so pauses
+    such as epoch-boundary stalls count), and the spread of single iterations (IQR / median)."""
     durations = [b - a for a, b in zip(stamps, stamps[1:])][warmup:]
+    overall = batch_size * len(durations) / sum(durations)
     rates = sorted(batch_size / d for d in durations)
     q1, q3 = rates[len(rates) // 4], rates[(3 * len(rates)) // 4]
-    median = statistics.median(rates)
-    return median, (q3 - q1) / median
+    return overall, (q3 - q1) / statistics.median(rates)
 
 
 def suite_run(cfg_name: str, manifest: Path, iters: int, batch_size: int, work: Path) -> list[float]:

@@ -111,12 +111,26 @@ class ImageReportDataset(torch.utils.data.Dataset):
 
 class EpochIndexSampler(DefaultSampler):
     """mmengine's ``DefaultSampler`` (shuffled per epoch, split across ranks) yielding
-    ``(index, epoch)`` so datasets can seed per-epoch augmentation."""
+    ``(index, epoch)`` so datasets can seed per-epoch augmentation.
+
+    With ``infinite=True`` (iteration-based training) it runs on from epoch to epoch
+    itself. mmengine's iteration loop otherwise restarts the data loader at every
+    epoch end and sleeps 2 s there, which dominates short epochs.
+    """
+
+    def __init__(self, *args, infinite: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.infinite = infinite
 
     def __iter__(self) -> Iterator[tuple[int, int]]:
         epoch = self.epoch
-        for index in super().__iter__():
-            yield (index, epoch)
+        while True:
+            self.epoch = epoch  # DefaultSampler shuffles with seed + self.epoch
+            for index in super().__iter__():
+                yield (index, epoch)
+            if not self.infinite:
+                return
+            epoch += 1
 
 
 def register_sampler() -> None:

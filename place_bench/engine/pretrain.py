@@ -84,6 +84,7 @@ def build_pretrain_runner(cfg, work_dir: str | os.PathLike | None = None, resume
         optim_wrapper["type"] = "AmpOptimWrapper"
 
     full_config = to_plain(cfg)
+    by_epoch = bool(full_config.get("train_cfg", {}).get("by_epoch", False))
 
     def export(trained_vlm) -> Path:
         return save_checkpoint(
@@ -136,7 +137,7 @@ def build_pretrain_runner(cfg, work_dir: str | os.PathLike | None = None, resume
         work_dir=str(work_dir),
         train_dataloader=dict(
             dataset=dataset,
-            sampler=dict(type="EpochIndexSampler", shuffle=True, seed=seed),
+            sampler=dict(type="EpochIndexSampler", shuffle=True, seed=seed, infinite=not by_epoch),
             batch_size=int(data.get("batch_size", 16)),
             num_workers=int(data.get("num_workers", 0)),
             persistent_workers=False,
