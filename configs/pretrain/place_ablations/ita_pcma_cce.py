@@ -1,0 +1,2 @@
+_base_ = ["../place_synthetic.py"]
+method = dict(variant="ablation: ITA + PCMA + CCE (full PLACE)")
