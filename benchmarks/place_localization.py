@@ -46,6 +46,7 @@ def hit_rate(model, studies, pipeline) -> tuple[float, float, float]:
     """(hit rate, mean attention share on the lesion, mean uniform share)."""
     from place_bench.data.images import CXRTransform
     from place_bench.data.loaders import warp_mask
+    from place_bench.data.pairs import caption
 
     transform = CXRTransform(**pipeline)
     pcma = next(o for o in model.objectives if hasattr(o, "observe"))
@@ -55,12 +56,16 @@ def hit_rate(model, studies, pipeline) -> tuple[float, float, float]:
         for study, mask in studies:
             image, geometry = transform.apply(study.frontal)
             lesion = warp_mask(mask, geometry).astype(np.float32)
-            out = model.pair_outputs(image[None], [study.reports["mimic"].text])
+            report = study.reports["mimic"]
+            text = caption(dict(report.sections, report=report.text))  # what pretraining reads
+            out = model.pair_outputs(image[None], [text])
             seen = pcma.observe(out)
             gh, gw = seen["grid"]
             cover = torch.from_numpy(lesion.reshape(gh, lesion.shape[0] // gh, gw, lesion.shape[1] // gw).mean((1, 3)))
             cover = cover.flatten()
             valid = seen["tpor_mask"][0]
+            if not valid.any():
+                continue
             scores = seen["tpor"][0][valid] @ seen["vpor"][0].T  # (S, Q)
             query = int(scores.max(0).values.argmax())
             attention = seen["attention"][0, query]
@@ -69,7 +74,7 @@ def hit_rate(model, studies, pipeline) -> tuple[float, float, float]:
             hits += share > base
             shares.append(share)
             uniform.append(base)
-    return hits / len(studies), float(np.mean(shares)), float(np.mean(uniform))
+    return hits / len(shares), float(np.mean(shares)), float(np.mean(uniform))
 
 
 def main() -> None:

@@ -31,6 +31,10 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
         help="do not open the images (labels only; width/height stay empty)",
     )
     prep.add_argument("--force", action="store_true", help="rewrite even when an up-to-date manifest exists")
+    prep.add_argument(
+        "--set", dest="options", action="append", default=[], metavar="KEY=VALUE",
+        help="a setting of the dataset plugin (repeatable), e.g. --set n_per_class=40 for a small 5x200",
+    )
     prep.set_defaults(func=run_data_prepare)
 
     insp = data_sub.add_parser("inspect", help="show counts per split and label, and warnings, of manifests")
@@ -42,13 +46,36 @@ def add_data_parser(sub: argparse._SubParsersAction) -> None:
     get_plugin_manager().pluggy.hook.place_bench_add_data_commands(subparsers=data_sub)
 
 
+def _parse_options(name: str, dataset_cls, items: list[str]) -> dict:
+    """``["k=v", ...]`` as constructor keywords of the dataset class, checked against its signature."""
+    import ast
+    import inspect
+
+    accepted = [p for p in inspect.signature(dataset_cls).parameters if p != "self"]
+    options = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set {item!r}: expected KEY=VALUE")
+        if key not in accepted:
+            raise ValueError(
+                f"--set {key}: dataset {name!r} has no setting {key!r}; settings: {', '.join(accepted) or 'none'}"
+            )
+        try:
+            options[key] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            options[key] = text
+    return options
+
+
 def run_data_prepare(args) -> int:
     from place_bench.plugin_manager import get_plugin_manager
     from place_bench.registry import get_component
 
     get_plugin_manager(getattr(args, "plugin_dir", None) or (), strict=getattr(args, "strict", None) or None)
     dataset_cls = get_component("dataset", args.dataset).obj
-    dataset = dataset_cls() if isinstance(dataset_cls, type) else dataset_cls
+    options = _parse_options(args.dataset, dataset_cls, getattr(args, "options", []) or [])
+    dataset = dataset_cls(**options) if isinstance(dataset_cls, type) else dataset_cls
     result = dataset.prepare(args.root, args.protocol, args.out, check_images=args.check_images, force=args.force)
     state = "up to date" if result.reused else "wrote"
     print(f"{state} {result.manifest_path} ({result.rows} rows, {result.fingerprint[:19]}...)")

@@ -86,3 +86,13 @@ def test_inspect_empty_folder(parser, tmp_path):
 
     with pytest.raises(ManifestError, match="no manifest"):
         run(parser, "data", "inspect", str(tmp_path))
+
+
+def test_prepare_set_passes_dataset_settings_and_rejects_unknown_ones():
+    from place_bench.commands.data import _parse_options
+    from place_bench.registry import get_component
+
+    cls = get_component("dataset", "chexpert").obj
+    assert _parse_options("chexpert", cls, ["n_per_class=40", "n_valid=12"]) == {"n_per_class": 40, "n_valid": 12}
+    with pytest.raises(ValueError, match="has no setting 'n_per_klass'; settings: n_valid, n_per_class"):
+        _parse_options("chexpert", cls, ["n_per_klass=3"])
