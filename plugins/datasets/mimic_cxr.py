@@ -61,6 +61,7 @@ four 0 and :data:`FIVE_X_200_ZERO` all 0; ``n_per_class`` (200) drawn per class 
 
 from __future__ import annotations
 
+import abc
 import os
 import re
 import zipfile
@@ -485,7 +486,7 @@ def _info(native: _Native, reports: _Reports, labeler: str) -> dict:
     }
 
 
-class _Base:
+class _Base(abc.ABC):
     protocols: tuple[str, ...] = ("mgca", "suite")
     name = ""
 
@@ -529,8 +530,9 @@ class _Base:
             force=force,
         )
 
+    @abc.abstractmethod
     def _plan(self, native: _Native, reports: _Reports, protocol: str, warnings: PrepareWarnings) -> ManifestPlan:
-        raise NotImplementedError
+        """The manifest rows of ``protocol`` (each subclass selects its own)."""
 
 
 class MimicCXRDataset(_Base):
