@@ -25,6 +25,16 @@ import textwrap
 from pathlib import Path
 
 
+def report_caption(text: str) -> str:
+    """The text pretraining reads from a report: impression then findings when the report
+    has those sections (MIMIC style), else the text itself."""
+    from place_bench.data.pairs import caption
+    from place_bench.data.report_text import parse_mimic_report
+
+    sections = parse_mimic_report(text)
+    return caption({"findings": sections.findings, "impression": sections.impression, "report": text})
+
+
 def add_explain_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "explain",
@@ -32,7 +42,10 @@ def add_explain_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("checkpoint", help="a suite checkpoint (.safetensors) whose model has a place_pcma objective")
     p.add_argument("--image", required=True, metavar="PATH", help="a PNG, JPEG or DICOM file")
-    p.add_argument("--report", required=True, metavar="TEXT", help="the report text")
+    p.add_argument(
+        "--report", required=True, metavar="TEXT",
+        help="the report text; a sectioned report (FINDINGS: / IMPRESSION:) is reduced to impression + findings, as in pretraining",
+    )
     p.add_argument("--out", required=True, metavar="DIR", help="folder for one PNG per query and index.json")
     p.set_defaults(func=run_explain)
 
@@ -98,7 +111,7 @@ def run_explain(args) -> int:
     image = pipeline(read_image(args.image))  # (3, H, W), normalized
     model.eval()
     with torch.no_grad():
-        outputs = model.pair_outputs(image[None], [str(args.report)])
+        outputs = model.pair_outputs(image[None], [report_caption(str(args.report))])
         seen = observer.observe(outputs)
     mask = seen["tpor_mask"][0].bool()
     if not bool(mask.any()):
