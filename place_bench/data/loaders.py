@@ -107,7 +107,7 @@ def warp_mask(mask: np.ndarray, geometry: Geometry) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 
 
-class _ManifestSplit(torch.utils.data.Dataset):
+class ManifestSplit(torch.utils.data.Dataset):
     """Rows of one split (and label fraction) of a manifest; subclasses build items."""
 
     columns: tuple[str, ...] = ()
@@ -179,7 +179,7 @@ class _ManifestSplit(torch.utils.data.Dataset):
 # --------------------------------------------------------------------------------------------
 
 
-class ClassificationDataset(_ManifestSplit):
+class ClassificationDataset(ManifestSplit):
     """Images with classification targets (sections 2.1-2.3).
 
     ``target="auto"`` is multi-class (``class_index``, int64 scalar; COVIDx) when the sidecar
@@ -267,7 +267,7 @@ class ClassificationDataset(_ManifestSplit):
 # --------------------------------------------------------------------------------------------
 
 
-class SegmentationDataset(_ManifestSplit):
+class SegmentationDataset(ManifestSplit):
     """Images with binary masks (section 2.5).
 
     ``mask_from="rle"``: the row's canonical ``mask_rle`` (native size; SIIM); ``"boxes"``: the
@@ -327,7 +327,7 @@ class SegmentationDataset(_ManifestSplit):
 # --------------------------------------------------------------------------------------------
 
 
-class DetectionDataset(_ManifestSplit):
+class DetectionDataset(ManifestSplit):
     """Images with boxes, MGCA's detection input (section 2.6): the whole image squashed to
     ``size x size`` (bilinear, no letterbox, no augmentation), normalized with ``mean`` / ``std``.
 
@@ -408,7 +408,7 @@ def detection_collate(items: Sequence[dict]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-class ReportGenerationDataset(_ManifestSplit):
+class ReportGenerationDataset(ManifestSplit):
     """Images with their report, R2Gen style (section 2.7).
 
     ``views``: images per sample, ``image_path`` then ``aux_image_paths`` (R2Gen: 2 for IU X-ray,

@@ -14,14 +14,13 @@ the same crops as an uninterrupted run.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-import numpy as np
 import torch
 from mmengine.dataset import DefaultSampler
 
-from place_bench.data.images import CXRTransform, read_image
+from place_bench.data.images import CXRTransform
+from place_bench.data.loaders import ManifestSplit
 
 TEXT_FIELDS = ("impression_findings", "findings", "impression", "report")
 
@@ -38,19 +37,22 @@ def caption(row: dict, text: str = "impression_findings") -> str:
     raise ValueError(f"data text field {text!r} is not one of {TEXT_FIELDS}")
 
 
-class ImageReportDataset(torch.utils.data.Dataset):
-    """Pairs of one split of a manifest.
+class ImageReportDataset(ManifestSplit):
+    """Pairs of one split of a manifest (manifest, root and split handling as every loader:
+    :class:`place_bench.data.loaders.ManifestSplit`).
 
     :param manifest: the ``.parquet`` manifest written by ``prepare`` (or the synthetic writer).
     :param root: the native root the manifest's ``image_path`` values are relative to
-        (default: the ``root`` recorded in the manifest's sidecar).
-    :param split: ``train``, ``valid`` or ``test``.
+        (default: the ``native_root`` recorded in the manifest's sidecar).
+    :param split: ``train``, ``valid``, ``test`` or a named subset.
     :param text: which text is the report (:data:`TEXT_FIELDS`).
     :param pipeline: keyword arguments of :class:`CXRTransform` (``resize_to``, ``crop``, ``mean``, ``std``).
     :param train: random crops (True) or centre crops.
     :param seed: seed of the random crops.
     :param limit: keep only the first N pairs (tiny runs).
     """
+
+    columns = ("report", "findings", "impression")
 
     def __init__(
         self,
@@ -63,49 +65,32 @@ class ImageReportDataset(torch.utils.data.Dataset):
         seed: int = 0,
         limit: int | None = None,
     ):
-        from place_bench.data.manifest import iter_manifest, read_sidecar, sidecar_path
-
-        self.manifest = Path(manifest)
-        if not self.manifest.is_file():
-            raise FileNotFoundError(f"data manifest '{self.manifest}' does not exist (run `place-bench data prepare` or `data synth`)")
-        sidecar = read_sidecar(sidecar_path(self.manifest))
-        self.fingerprint = (sidecar.get("manifest") or {}).get("fingerprint")
-        recorded = sidecar.get("native_root")
-        if root is None and recorded is None:
-            raise ValueError(f"{self.manifest}: the sidecar records no native root; give data root=...")
-        self.root = Path(root if root is not None else recorded)
+        if text not in TEXT_FIELDS:
+            raise ValueError(f"data text field {text!r} is not one of {TEXT_FIELDS}")
+        self.text, self.limit, self.skipped_empty = text, limit, 0
+        super().__init__(manifest, root, split, 1.0, seed, train)
+        self.fingerprint = (self.sidecar.get("manifest") or {}).get("fingerprint")
         self.transform = CXRTransform(train=train, **(pipeline or {}))
-        self.train, self.seed = train, seed
-        self.paths: list[str] = []
-        self.reports: list[str] = []
-        self.sample_ids: list[str] = []
-        self.skipped_empty = 0
-        for row in iter_manifest(self.manifest, columns=["sample_id", "split", "image_path", "report", "findings", "impression"]):
-            if row["split"] != split or not row.get("image_path"):
-                continue
-            report = caption(row, text)
-            if not report:
+
+    def _select(self, rows: list[dict]) -> list[dict]:
+        kept = []
+        for row in super()._select(rows):
+            row["caption"] = caption(row, self.text)
+            if not row["caption"]:
                 self.skipped_empty += 1
                 continue
-            self.paths.append(row["image_path"])
-            self.reports.append(report)
-            self.sample_ids.append(row["sample_id"])
-            if limit is not None and len(self.paths) >= limit:
+            kept.append(row)
+            if self.limit is not None and len(kept) >= self.limit:
                 break
-        if not self.paths:
-            raise ValueError(f"{self.manifest}: no image-report pairs in split {split!r}")
-
-    def __len__(self) -> int:
-        return len(self.paths)
+        return kept
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
-        index, epoch = key if isinstance(key, tuple) else (key, 0)
-        image = read_image(self.root / self.paths[index])
-        rng = np.random.default_rng([self.seed, index, epoch]) if self.train else None
+        index, rng = self._key(key)
+        row = self.rows[index]
         return {
-            "image": self.transform(image, rng),
-            "report": self.reports[index],
-            "sample_id": self.sample_ids[index],
+            "image": self.transform(self._read(row["image_path"]), rng),
+            "report": row["caption"],
+            "sample_id": row["sample_id"],
         }
 
 
