@@ -15,26 +15,11 @@ from __future__ import annotations
 import re
 from typing import Iterable, Mapping, Optional
 
-# CheXpert-14 in CheXpert's CSV column order (§1.2).
-OBSERVATIONS: tuple[str, ...] = (
-    "No Finding",
-    "Enlarged Cardiomediastinum",
-    "Cardiomegaly",
-    "Lung Opacity",
-    "Lung Lesion",
-    "Edema",
-    "Consolidation",
-    "Pneumonia",
-    "Atelectasis",
-    "Pneumothorax",
-    "Pleural Effusion",
-    "Pleural Other",
-    "Fracture",
-    "Support Devices",
-)
-COMPETITION: tuple[str, ...] = (
-    "Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion",
-)
+# CheXpert-14 in CheXpert's CSV column order (§1.2) and the five competition
+# labels: one definition, the CheXpert reader's.
+from ..chexpert import CHEXPERT_LABELS as OBSERVATIONS
+from ..chexpert import COMPETITION_LABELS as COMPETITION
+
 # Observations that block "No Finding" when positive or uncertain.
 PATHOLOGIES: tuple[str, ...] = tuple(
     o for o in OBSERVATIONS if o not in ("No Finding", "Support Devices")
