@@ -1,0 +1,1 @@
+"""Downstream evaluation tasks (linear probe, zero-shot, retrieval, fine-tuning) and their prompt sets."""
