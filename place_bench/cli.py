@@ -80,11 +80,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from place_bench.commands.data import add_data_parser
     from place_bench.commands.embed import add_embed_parser
+    from place_bench.commands.evaluate import add_evaluate_parsers
     from place_bench.commands.explain import add_explain_parser
 
     add_data_parser(sub)
     add_embed_parser(sub)
     add_explain_parser(sub)
+    add_evaluate_parsers(sub)
     return parser
 
 

@@ -43,6 +43,7 @@ SUITE_SECTIONS = {
     "benchmark": "benchmark settings",
     "seed": "the random seed",
     "seeds": "the list of seeds of a protocol",
+    "fractions": "the label fractions of a protocol (shares of the train split in (0, 1])",
     "device": "cpu, cuda or auto",
 }
 

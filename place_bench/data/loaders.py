@@ -63,6 +63,9 @@ __all__ = [
 ]
 
 UNCERTAIN_POLICIES = ("ones", "zeros", "ignore")
+#: GLoRIA/MGCA's per-label uncertainty mapping (datasets.md section 1.2): U-Ones for these
+#: competition labels, U-Zeros for every other label.
+MGCA_U_ONES = ("Atelectasis", "Edema", "Pleural Effusion")
 
 
 # --------------------------------------------------------------------------------------------
@@ -186,7 +189,8 @@ class ClassificationDataset(ManifestSplit):
     lists ``class_names`` and the rows carry ``class_index``, else multi-label over ``labels``
     (float32 ``(L,)``). Multi-label raw values 1 / 0 / -1 / NaN map to: 1 -> 1, 0 -> 0,
     NaN (blank) -> 0, -1 (uncertain) -> 1 with ``uncertain="ones"`` (U-Ones), 0 with ``"zeros"``,
-    and 0 with ``target_mask`` 0 with ``"ignore"`` (``target_mask`` is 1 elsewhere).
+    and 0 with ``target_mask`` 0 with ``"ignore"`` (``target_mask`` is 1 elsewhere);
+    ``"mgca"`` is GLoRIA/MGCA's per-label mix (U-Ones for :data:`MGCA_U_ONES`, U-Zeros otherwise).
     ``labels``: names (from the sidecar's ``label_names``) to keep, in that order (e.g. the five
     CheXpert competition labels); default all.
     """
@@ -206,8 +210,8 @@ class ClassificationDataset(ManifestSplit):
         labels: Sequence[str] | None = None,
         target: str = "auto",
     ):
-        if uncertain not in UNCERTAIN_POLICIES:
-            raise ValueError(f"uncertain must be one of {UNCERTAIN_POLICIES}, got {uncertain!r}")
+        if uncertain not in (*UNCERTAIN_POLICIES, "mgca"):
+            raise ValueError(f"uncertain must be one of {(*UNCERTAIN_POLICIES, 'mgca')}, got {uncertain!r}")
         if target not in ("auto", "multilabel", "multiclass"):
             raise ValueError(f"target must be 'auto', 'multilabel' or 'multiclass', got {target!r}")
         super().__init__(manifest, root, split, fraction, seed, train)
@@ -246,7 +250,12 @@ class ClassificationDataset(ManifestSplit):
         raw = raw[:, idx]
         uncertain_cells = raw == -1
         self.targets = np.where(np.isnan(raw), 0.0, raw).astype(np.float32)
-        self.targets[uncertain_cells] = 1.0 if uncertain == "ones" else 0.0
+        if uncertain == "mgca":
+            ones = np.asarray([n in MGCA_U_ONES for n in self.label_names])
+            self.targets[uncertain_cells & ones[None, :]] = 1.0
+            self.targets[uncertain_cells & ~ones[None, :]] = 0.0
+        else:
+            self.targets[uncertain_cells] = 1.0 if uncertain == "ones" else 0.0
         self.target_masks = (~uncertain_cells).astype(np.float32) if uncertain == "ignore" else None
 
     def __getitem__(self, key) -> dict[str, Any]:

@@ -74,6 +74,15 @@ def test_uncertainty_policies_and_label_selection(tmp_path):
         ClassificationDataset(path, uncertain="maybe")
 
 
+def test_mgca_uncertainty_is_per_label(tmp_path):
+    png(tmp_path / "a.png", 30, 40)
+    names = ["Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion"]
+    rows = [{"sample_id": "s0", "split": "train", "image_path": "a.png", "labels": [-1.0] * 5}]
+    data = ClassificationDataset(manifest(tmp_path, rows, names), split="train", uncertain="mgca")
+    # U-Ones for Atelectasis, Edema, Pleural Effusion; U-Zeros for Cardiomegaly, Consolidation.
+    assert data[0]["target"].tolist() == [1.0, 0.0, 0.0, 1.0, 1.0]
+
+
 def test_multiclass_uses_class_index(tmp_path):
     png(tmp_path / "a.png", 30, 40)
     classes = ["normal", "pneumonia", "COVID-19"]
