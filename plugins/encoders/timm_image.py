@@ -166,11 +166,12 @@ class TimmImageEncoder(nn.Module):
         # The fused kernel never materialises the probabilities; the unfused path
         # passes them through attn_drop, where a hook can read them.
         attn.fused_attn = False
+        # A bound method, not a closure: copy.deepcopy of the encoder then rebinds the hook
+        # to the copy (a closure would keep writing into the original).
+        attn.attn_drop.register_forward_hook(self._keep_attention)
 
-        def keep(_module, inputs, _output):
-            self._last_attention = inputs[0]
-
-        attn.attn_drop.register_forward_hook(keep)
+    def _keep_attention(self, _module, inputs, _output) -> None:
+        self._last_attention = inputs[0]
 
     def forward(self, images: torch.Tensor, patch_mask: torch.Tensor | None = None) -> ImageFeatures:
         """Encode (B, C, H, W) images; ``patch_mask`` (B, gh, gw) bool hides grid cells.

@@ -141,3 +141,20 @@ def test_cnn_local_tokens_from_an_earlier_stage():
     torch.testing.assert_close(out.global_embedding, pooled)
     with pytest.raises(ValueError, match="not a CNN stage"):
         build(type="timm", model_name="resnet10t", local_feature_index=7)
+
+
+def test_a_deep_copy_keeps_its_own_cls_attention():
+    import copy
+
+    import torch
+
+    from place_bench.plugin_manager import get_plugin_manager
+    from place_bench.registry import build
+
+    get_plugin_manager()
+    encoder = build("image_encoder", dict(type="timm", model_name="vit_tiny_patch16_224", img_size=32, patch_size=8,
+                                          depth=1, embed_dim=32, num_heads=2))
+    twin = copy.deepcopy(encoder)
+    encoder._last_attention = None
+    out = twin(torch.randn(1, 3, 32, 32))
+    assert out.cls_attention is not None and encoder._last_attention is None
