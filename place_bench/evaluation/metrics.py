@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 from scipy.stats import rankdata
-from sklearn.metrics import f1_score, precision_score, recall_score
 
 __all__ = [
     "accuracy",
@@ -238,7 +237,24 @@ def macro_f1(pred: Any, targets: Any, num_classes: int) -> float:
     labels = np.arange(int(num_classes))
     p = _class_ids(p, num_classes)
     t = _class_ids(t, num_classes)
-    return float(f1_score(t, p, labels=labels, average="macro", zero_division=0.0))
+    tp, fp, fn = _confusion_counts(p, t, labels.size)
+    return float(np.mean(_safe_ratio(2 * tp, 2 * tp + fp + fn)))
+
+
+def _confusion_counts(pred: np.ndarray, targets: np.ndarray, num_classes: int) -> tuple[np.ndarray, ...]:
+    """Per-class (TP, FP, FN) counts. Computed with ``np.bincount`` rather than sklearn's
+    ``f1_score``, whose input validation costs ~2 ms a call -- too slow inside a bootstrap;
+    the tests check equality with sklearn."""
+    matrix = np.bincount(targets * num_classes + pred, minlength=num_classes * num_classes)
+    matrix = matrix.reshape(num_classes, num_classes)  # rows = target, columns = prediction
+    tp = np.diag(matrix).astype(np.float64)
+    return tp, matrix.sum(axis=0) - tp, matrix.sum(axis=1) - tp
+
+
+def _safe_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` with 0 where ``den`` is 0 (sklearn's ``zero_division=0``)."""
+    num, den = np.asarray(num, dtype=np.float64), np.asarray(den, dtype=np.float64)
+    return np.divide(num, den, out=np.zeros_like(num), where=den > 0)
 
 
 def _binary_pair(scores_or_pred: Any, targets: Any, threshold: float) -> tuple[np.ndarray, np.ndarray]:
@@ -257,13 +273,15 @@ def precision(scores_or_pred: Any, targets: Any, threshold: float = 0.5) -> floa
     ``threshold`` as in :func:`accuracy`. ``targets``: (N,) in {0, 1}.
     """
     p, t = _binary_pair(scores_or_pred, targets, threshold)
-    return float(precision_score(t, p, pos_label=1, average="binary", zero_division=0.0))
+    tp, fp, _ = _confusion_counts(p, t, 2)
+    return float(_safe_ratio(tp[1], tp[1] + fp[1]))
 
 
 def recall(scores_or_pred: Any, targets: Any, threshold: float = 0.5) -> float:
     """Binary recall TP / (TP + FN) of class 1; 0 when no target is 1. Inputs as :func:`precision`."""
     p, t = _binary_pair(scores_or_pred, targets, threshold)
-    return float(recall_score(t, p, pos_label=1, average="binary", zero_division=0.0))
+    tp, _, fn = _confusion_counts(p, t, 2)
+    return float(_safe_ratio(tp[1], tp[1] + fn[1]))
 
 
 def f1(scores_or_pred: Any, targets: Any, threshold: float = 0.5) -> float:
@@ -272,7 +290,8 @@ def f1(scores_or_pred: Any, targets: Any, threshold: float = 0.5) -> float:
     Inputs as :func:`precision`.
     """
     p, t = _binary_pair(scores_or_pred, targets, threshold)
-    return float(f1_score(t, p, pos_label=1, average="binary", zero_division=0.0))
+    tp, fp, fn = _confusion_counts(p, t, 2)
+    return float(_safe_ratio(2 * tp[1], 2 * tp[1] + fp[1] + fn[1]))
 
 
 def binary_precision_recall_f1(scores_or_pred: Any, targets: Any, threshold: float = 0.5) -> dict[str, float]:

@@ -259,3 +259,16 @@ def test_znormalize_constant_column_is_zero():
         out = znormalize_per_class(scores)
     np.testing.assert_allclose(out[:, 1], [0.0, 0.0])
     np.testing.assert_allclose(out[:, 0], [-1.0, 1.0])
+
+
+def test_counting_f1_precision_recall_equal_sklearn_on_random_draws():
+    rng = np.random.default_rng(3)
+    for _ in range(50):
+        n, c = int(rng.integers(1, 30)), int(rng.integers(2, 5))
+        pred, targets = rng.integers(0, c, n), rng.integers(0, c, n)
+        assert macro_f1(pred, targets, c) == pytest.approx(
+            f1_score(targets, pred, labels=np.arange(c), average="macro", zero_division=0.0))
+        bp, bt = rng.integers(0, 2, n), rng.integers(0, 2, n)
+        assert precision(bp, bt) == pytest.approx(precision_score(bt, bp, zero_division=0.0))
+        assert recall(bp, bt) == pytest.approx(recall_score(bt, bp, zero_division=0.0))
+        assert binary_precision_recall_f1(bp, bt)["f1"] == pytest.approx(f1_score(bt, bp, zero_division=0.0))
