@@ -44,8 +44,15 @@ def train_linear_head(
     max_epochs: int = 50,
     patience: int = 10,
     num_classes: int | None = None,
+    optimizer: str = "adamw",
+    clip_grad: float | None = None,
+    plateau: dict | None = None,
 ) -> tuple[nn.Linear, dict[str, Any]]:
     """Train ``nn.Linear(D, K)`` on features; return the best-validation-loss head and a log.
+
+    ``optimizer``: ``"adamw"`` (MGCA) or ``"adam"`` (GLoRIA, weight decay as L2);
+    ``clip_grad``: max gradient norm or None; ``plateau``: ``ReduceLROnPlateau`` keywords
+    (``factor``, ``patience``) stepped on the validation loss each epoch, or None (no scheduler).
 
     ``train_y``/``val_y``: float ``(N, L)`` multi-hot (BCE-with-logits, K = L; a binary task is
     L = 1) or int64 ``(N,)`` class ids (cross-entropy, K = ``num_classes``, default the largest
@@ -65,19 +72,27 @@ def train_linear_head(
         bound = 1.0 / np.sqrt(train_x.shape[1])
         head.weight.uniform_(-bound, bound, generator=generator)
         head.bias.uniform_(-bound, bound, generator=generator)
-    optimizer = torch.optim.AdamW(head.parameters(), lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    if optimizer not in ("adamw", "adam"):
+        raise ValueError(f"optimizer must be 'adamw' or 'adam', got {optimizer!r}")
+    factory = torch.optim.AdamW if optimizer == "adamw" else torch.optim.Adam
+    opt = factory(head.parameters(), lr=lr, betas=tuple(betas), weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, **plateau) if plateau else None
     best_loss, best_state, best_epoch, waited, epoch = float("inf"), copy.deepcopy(head.state_dict()), -1, 0, 0
     for epoch in range(int(max_epochs)):
         head.train()
         order = torch.randperm(len(train_x), generator=generator)
         for start in range(0, len(order), int(batch_size)):
             idx = order[start:start + int(batch_size)]
-            optimizer.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             loss_fn(head(train_x[idx]), train_y[idx]).backward()
-            optimizer.step()
+            if clip_grad:
+                nn.utils.clip_grad_norm_(head.parameters(), clip_grad)
+            opt.step()
         head.eval()
         with torch.no_grad():
             val_loss = float(loss_fn(head(val_x), val_y))
+        if scheduler is not None:
+            scheduler.step(val_loss)
         if val_loss < best_loss:
             best_loss, best_state, best_epoch, waited = val_loss, copy.deepcopy(head.state_dict()), epoch, 0
         else:
@@ -110,6 +125,9 @@ class LinearProbeTask(Task):
     :param pipeline: section 2.0 transform settings (``CXRTransform`` keywords); None = the
         checkpoint's pretraining pipeline (``EvalContext.pipeline``), else the section 2.0 default.
     :param splits: ``dict(train=, val=, test=)`` split names of the manifest.
+    :param optimizer, clip_grad, plateau: see :func:`train_linear_head`;
+    :param by_dataset: dataset name -> head settings overriding the defaults for that dataset
+        (GLoRIA's card: lr 1e-4 CheXpert, 5e-4 RSNA).
     """
 
     name = "cls_linear"
@@ -129,6 +147,10 @@ class LinearProbeTask(Task):
         batch_size: int = 48,
         max_epochs: int = 50,
         patience: int = 10,
+        optimizer: str = "adamw",
+        clip_grad: float | None = None,
+        plateau: dict | None = None,
+        by_dataset: dict | None = None,
         feature_batch_size: int = 32,
         cache: bool = True,
         n_resamples: int = 1000,
@@ -140,7 +162,13 @@ class LinearProbeTask(Task):
         self.pipeline = None if pipeline is None else dict(pipeline)
         self.splits = {"train": "train", "val": "valid", "test": "test", **(splits or {})}
         self.head_cfg = dict(lr=lr, weight_decay=weight_decay, betas=list(betas), batch_size=batch_size,
-                             max_epochs=max_epochs, patience=patience)
+                             max_epochs=max_epochs, patience=patience, optimizer=optimizer, clip_grad=clip_grad,
+                             plateau=dict(plateau) if plateau else None)
+        self.by_dataset = {k: dict(v) for k, v in (by_dataset or {}).items()}
+        unknown = {k for v in self.by_dataset.values() for k in v} - set(self.head_cfg)
+        if unknown:
+            raise ValueError(f"cls_linear by_dataset: unknown head setting(s) {sorted(unknown)}; "
+                             f"known: {sorted(self.head_cfg)}")
         self.feature_batch_size = int(feature_batch_size)
         self.cache = bool(cache)
         self.n_resamples = int(n_resamples)
@@ -148,7 +176,7 @@ class LinearProbeTask(Task):
 
     def protocol(self) -> dict[str, Any]:
         return {"labels": self.labels, "labels_by_dataset": self.labels_by_dataset, "uncertain": self.uncertain, "pipeline": self.pipeline, "splits": self.splits,
-                "head": self.head_cfg, "features": "image_encoder.global_embedding, eval transform, frozen (eval mode)"}
+                "head": self.head_cfg, "by_dataset": self.by_dataset, "features": "image_encoder.global_embedding, eval transform, frozen (eval mode)"}
 
     def units(self, fractions, seeds) -> list[Unit]:
         return [Unit(u.fraction, u.seed, self.variant) for u in super().units(fractions, seeds)]
@@ -188,7 +216,7 @@ class LinearProbeTask(Task):
                 rows = train.rows([r["sample_id"] for r in subset.rows])
             head, log = train_linear_head(train.features[rows], train.targets[rows], val.features, val.targets,
                                           seed=unit.seed, num_classes=len(test_set.label_names) if multiclass else None,
-                                          **self.head_cfg)
+                                          **{**self.head_cfg, **self.by_dataset.get(ctx.dataset.name, {})})
             scores = probabilities(head, test.features, multiclass)
             targets = test.targets.numpy()
             metrics, primary, extra = score_classification(scores, targets, test_set.label_names,
