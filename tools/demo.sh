@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # The main job on the embedded default: everything runs offline on the CPU.
-# It grows with the suite; today the whole data -> pretraining -> checkpoint path:
-#   synthetic MIMIC-CXR in its native format -> prepare -> manifest -> PLACE
-#   (reconstruction) pretraining on the mmengine Runner -> suite checkpoint ->
-#   embeddings -> per-query attention overlays (explain).
+# It grows with the suite; today the data -> pretraining -> evaluation -> leaderboard path:
+#   synthetic MIMIC-CXR, CheXpert and COVIDx in their native formats -> prepare ->
+#   manifests -> PLACE (reconstruction) pretraining on the mmengine Runner -> suite
+#   checkpoint -> embeddings -> per-query attention overlays (explain) -> linear probe,
+#   fine-tune, zero-shot, retrieval and pathology probes (plus a random-init row) ->
+#   results registry -> leaderboard (Markdown here; HTML, CSV and PNG curves in the folder).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 venv="${VENV:-$repo/.venv}"
@@ -13,8 +15,12 @@ mkdir -p "$out"
 cd "$repo"
 
 pb plugins
-pb data synth --size tiny --out "$out/native" --datasets mimic_cxr
+pb data synth --size tiny --out "$out/native" --datasets mimic_cxr chexpert covidx
 pb data prepare mimic_cxr --root "$out/native/mimic_cxr" --protocol mgca --out "$out/manifests"
+pb data prepare mimic_5x200 --root "$out/native/mimic_cxr" --protocol suite --out "$out/manifests" --set n_per_class=8
+pb data prepare chexpert --root "$out/native/chexpert" --protocol suite --out "$out/manifests" --set n_per_class=8 --set n_valid=10
+pb data prepare chexpert_5x200 --root "$out/native/chexpert" --protocol suite --out "$out/manifests" --set n_per_class=8
+pb data prepare covidx --root "$out/native/covidx" --protocol suite --out "$out/manifests"
 pb data inspect "$out/manifests/mimic_cxr"
 manifest="$out/manifests/mimic_cxr/mgca.parquet"
 overrides=(data.train.source=None "data.train.manifest=$manifest")
@@ -28,5 +34,20 @@ pb embed "$out/place/model.safetensors" --image "${images[@]}" \
   --out "$out/embeddings.safetensors"
 report="$(dirname "${images[0]}").txt"
 pb explain "$out/place/model.safetensors" --image "${images[0]}" --report "$(cat "$report")" --out "$out/explain"
+
+# Evaluation: every number lands in the results registry with its bootstrap interval.
+results="$out/results"
+m="$out/manifests"
+ev() { pb eval "$@" --results "$results" --work-dir "$out/eval_work"; }
+for subject in "$out/place/model.safetensors" eval/random_init_tiny_vit; do
+  ev "$subject" --task cls_linear --dataset "$m/chexpert" "$m/covidx" --fractions 0.1 1 --seeds 0 1 2
+done
+ev "$out/place/model.safetensors" --task cls_finetune --dataset "$m/covidx" --fractions 1 --seeds 0 \
+  --cfg-options task.max_iters=40 task.val_interval=10 task.num_workers=0 task.by_dataset.covidx.batch_size=16
+ev "$out/place/model.safetensors" --task zeroshot --dataset "$m/chexpert_5x200" "$m/mimic_5x200"
+ev "$out/place/model.safetensors" --task retrieval --dataset "$m/mimic_5x200"
+ev "$out/place/model.safetensors" --task probes --dataset synthetic_probes:laterality_effusion \
+  synthetic_probes:negation_effusion --seeds 0
+pb leaderboard --results "$results" --out "$out/leaderboard"
 echo
 echo "demo finished: outputs in $out"
