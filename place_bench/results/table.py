@@ -5,7 +5,8 @@ that are never merged: **measured** rows from this suite's records and
 **reference** rows from published numbers, so a measured "MGCA" and the
 reference "MGCA" are always two rows.
 
-Measured rows are keyed by (checkpoint_sha256, protocol, variant). Their label is
+Measured rows are keyed by (checkpoint_sha256, protocol, variant), except for the tasks of
+:data:`VARIANT_COLUMN_TASKS`, whose variant names the column's metric instead. Their label is
 the method label, plus ``[<first 8 hex of the checkpoint hash>]`` when several
 checkpoints share the label, plus ``(protocol/variant)`` when one checkpoint has
 records under several (protocol, variant) pairs. Reference rows are keyed by
@@ -37,6 +38,9 @@ from typing import Any, Iterable, Mapping
 TASK_ORDER = ("cls_linear", "cls_finetune", "zeroshot", "retrieval", "seg", "det", "rrg")
 DATASET_ORDER = ("chexpert", "siim", "rsna", "covidx", "object_cxr")  # the spec tables' order
 BELOW_1 = "below 1 %"
+#: Tasks whose variants are readings of one protocol (the probes' zero-shot and linear
+#: readings): their variant goes into the column (``zeroshot:accuracy``), not into the row.
+VARIANT_COLUMN_TASKS = ("probes",)
 
 
 def _rank(value: str, order: tuple[str, ...]) -> tuple[int, str]:
@@ -180,11 +184,13 @@ def _measured_rows(records: list[Mapping[str, Any]], reference: list[Mapping[str
 
     rows: dict[tuple, Row] = {}
     for r in sorted(records, key=lambda r: (r["key"])):
-        rkey = (r["identity"]["checkpoint_sha256"], r["protocol"], r["variant"])
+        in_column = r["task"] in VARIANT_COLUMN_TASKS and r["variant"]
+        rkey = (r["identity"]["checkpoint_sha256"], r["protocol"], None if in_column else r["variant"])
         row = rows.setdefault(rkey, Row(label=r["method"]["label"], block="measured", checkpoint_sha256=rkey[0],
                                         protocol=rkey[1], variant=rkey[2], method=dict(r["method"])))
         for metric in metrics_of(r):
-            cell = row.cells.setdefault(Column(r["task"], r["dataset"], metric, r["fraction"]), Cell())
+            shown = f"{r['variant']}:{metric}" if in_column else metric
+            cell = row.cells.setdefault(Column(r["task"], r["dataset"], shown, r["fraction"]), Cell())
             if r["status"] == "failed":
                 cell.n_failed += 1
                 cell.errors.append(str(r.get("error")))

@@ -166,3 +166,16 @@ def test_write_leaderboard(records, tmp_path):
     assert "### Reference" not in only_md[0].read_text()
     with pytest.raises(ValueError, match="pdf"):
         write_leaderboard(tmp_path / "results", tmp_path / "b3", formats=("pdf",))
+
+
+def test_probe_readings_are_columns_of_one_row(make_measured):
+    from place_bench.results.leaderboard import build_table, render_markdown
+
+    records = [make_measured(task="probes", dataset="synthetic_probe_laterality_effusion", variant="zeroshot",
+                             fraction=None, metric="accuracy", value=0.9),
+               make_measured(task="probes", dataset="synthetic_probe_laterality_effusion", variant="linear",
+                             fraction=1.0, metric="accuracy", value=0.7)]
+    text = render_markdown(build_table(records))
+    assert "zeroshot:accuracy" in text and "linear:accuracy" in text
+    (row,) = [line for line in text.splitlines() if line.startswith("| PLACE")]
+    assert "90.0" in row and "70.0" in row
