@@ -2,8 +2,9 @@
 
 Each measured record that has per-item predictions points to a ``<key>.predictions.npz`` beside
 it (``extra.files.predictions``) holding ``item_ids`` and either ``scores`` + ``targets`` (the
-metric is recomputed by name, :func:`metric_function`) or ``per_item__<metric>`` arrays (the
-metric is their mean, e.g. retrieval precision per query). Two records are comparable when they
+metric is recomputed by name, :func:`metric_function`), ``per_item__<metric>`` arrays (the
+metric is their mean, e.g. retrieval precision per query, per-image Dice), or per-image
+detections ``gt_*`` / ``det_*`` (mAP recomputed with pycocotools per resample). Two records are comparable when they
 were computed on the same manifest (same fingerprint) with the same set of test items; items
 are aligned by id, then :func:`place_bench.evaluation.bootstrap.paired_bootstrap_test` resamples
 the same items for both.
@@ -80,6 +81,15 @@ def compare_records(
     per_item = f"per_item__{metric}"
     if per_item in xa and per_item in xb:
         return metric, paired_bootstrap_test(np.mean, (xa[per_item],), (xb[per_item],), n_resamples, seed=seed)
+    if any(k.startswith("det_") for k in xa) and any(k.startswith("det_") for k in xb):
+        # Detections: each system is scored once by pycocotools and resampled by image index.
+        from place_bench.openmmlab.det_metric import paired_detection_metric
+
+        try:
+            fn, args_a, args_b = paired_detection_metric(xa, xb, metric)
+        except ValueError as exc:
+            raise CompareError(str(exc)) from None
+        return metric, paired_bootstrap_test(fn, args_a, args_b, n_resamples, seed=seed)
     if not {"scores", "targets"} <= set(xa) & set(xb):
         raise CompareError(f"metric {metric!r} cannot be recomputed from the saved predictions")
     if not np.array_equal(xa["targets"], xb["targets"]):
