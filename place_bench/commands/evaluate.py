@@ -75,7 +75,7 @@ def task_config(task: str, cfg_options, plugin_dirs) -> tuple[dict, list | None,
             raise
         if "task" not in cfg:
             raise ConfigError(f"{name}: a task config needs a 'task' section")
-        return dict(cfg["task"]), cfg.get("fractions"), cfg.get("seeds")
+        return override_by_dataset(dict(cfg["task"]), cfg_options), cfg.get("fractions"), cfg.get("seeds")
     section = {"type": task}
     for key, value in (cfg_options or {}).items():
         if not key.startswith("task."):
@@ -87,6 +87,19 @@ def task_config(task: str, cfg_options, plugin_dirs) -> tuple[dict, list | None,
 
     validate_config(Config({"task": section}))
     return section, None, None
+
+
+def override_by_dataset(section: dict, cfg_options) -> dict:
+    """A command-line ``task.KEY=VALUE`` also replaces KEY in every ``by_dataset`` entry that sets
+    it, so an explicit override wins over the protocol's per-dataset settings."""
+    per_dataset = section.get("by_dataset") or {}
+    for option, value in (cfg_options or {}).items():
+        parts = option.split(".")
+        if len(parts) == 2 and parts[0] == "task":
+            for entry in per_dataset.values():
+                if isinstance(entry, dict) and parts[1] in entry:
+                    entry[parts[1]] = value
+    return section
 
 
 def datasets_of(values, root):

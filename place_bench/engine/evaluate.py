@@ -130,6 +130,40 @@ def save_predictions(store, task: str, dataset: str, key: str, result: UnitResul
     return path
 
 
+def finite_json(obj: Any, where: str = "extra") -> Any:
+    """``obj`` with every non-finite float replaced by None (JSON has no NaN); the replaced
+    paths are listed under ``<where>.non_finite`` by the caller."""
+    import math
+
+    replaced: list[str] = []
+
+    def walk(value, path):
+        if isinstance(value, float) and not math.isfinite(value):
+            replaced.append(path)
+            return None
+        if isinstance(value, Mapping):
+            return {k: walk(v, f"{path}.{k}") for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [walk(v, f"{path}[{i}]") for i, v in enumerate(value)]
+        return value
+
+    cleaned = walk(obj, where)
+    if replaced and isinstance(cleaned, dict):
+        cleaned["non_finite"] = replaced
+    return cleaned
+
+
+def copy_beside(store, task: str, dataset: str, key: str, name: str, source: str | os.PathLike) -> Path:
+    """Copy a task's side file (e.g. sample generations) beside record ``key`` as
+    ``<key>.<name><suffix>``, atomically; return the new path."""
+    from place_bench.io import atomic_write_bytes
+
+    source = Path(source)
+    target = predictions_path(store, task, dataset, key).with_name(f"{key}.{name}{source.suffix}")
+    atomic_write_bytes(target, source.read_bytes())
+    return target
+
+
 def _identity(subject: Subject, task: Task, dataset: DatasetRef, unit: Unit) -> dict:
     return {"checkpoint_sha256": subject.sha256, "task": task.name, "dataset": dataset.name,
             "protocol": dataset.protocol, "variant": unit.variant, "fraction": unit.fraction, "seed": unit.seed}
@@ -195,12 +229,13 @@ def evaluate(
             record = make_record(**fields, metrics={}, primary_metric=None, n_test=None, status="failed", error=error)
             summary.failed.append(record["key"])
         else:
-            files = dict(result.files)
             key = record_key(_identity(subject, task, dataset, unit))
+            files = {name: copy_beside(store, task.name, dataset.name, key, name, path).name
+                     for name, path in result.files.items()}
             if result.predictions:
                 files["predictions"] = save_predictions(store, task.name, dataset.name, key, result).name
             record = make_record(**fields, metrics=result.metrics, primary_metric=result.primary_metric,
-                                 n_test=result.n_test, extra=dict(result.extra, files=files))
+                                 n_test=result.n_test, extra=finite_json(dict(result.extra, files=files)))
             summary.written.append(record["key"])
         store.write(record)
         summary.records.append(record)

@@ -51,7 +51,8 @@ class UnitResult:
     "seed"}`` (values in [0, 1]; see :mod:`place_bench.evaluation.bootstrap`);
     ``primary_metric``: the key the leaderboard shows; ``n_test``: evaluated test items;
     ``extra``: JSON-able task details (prompts used, per-label values, epochs trained, ...);
-    ``files``: name -> path of side files written next to the record (e.g. sample generations);
+    ``files``: name -> path of side files the task wrote (e.g. sample generations); the runner
+    copies each beside the record as ``<key>.<name><suffix>`` and lists it in ``extra.files``;
     ``item_ids`` + ``predictions``: the per-test-item arrays the metrics were computed from
     (``scores`` + ``targets``, or ``per_item__<metric>`` values whose mean is the metric), saved
     beside the record so that ``place-bench compare`` can run a paired test later.

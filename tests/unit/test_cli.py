@@ -34,3 +34,11 @@ def test_plugin_dir_flag_and_strict(run_cli, write_plugin):
     assert "explodes" in lenient.stderr and "missing dependency foo" in lenient.stderr
     strict = run_cli("--plugin-dir", str(folder), "--strict", "plugins")
     assert strict.returncode == 1 and "'explodes'" in strict.stderr
+
+
+def test_command_line_task_overrides_win_over_per_dataset_settings():
+    from place_bench.commands.evaluate import override_by_dataset
+
+    section = {"type": "rrg", "epochs": 5, "by_dataset": {"iu_xray": {"epochs": 100, "max_length": 60}, "x": {}}}
+    out = override_by_dataset(section, {"task.epochs": 2, "task.decoder.num_layers": 1})
+    assert out["by_dataset"]["iu_xray"] == {"epochs": 2, "max_length": 60} and out["by_dataset"]["x"] == {}
