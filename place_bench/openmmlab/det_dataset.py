@@ -129,8 +129,11 @@ def _build_transform(cfg):
     if callable(cfg):
         return cfg
     from mmdet.registry import TRANSFORMS
+    from mmengine.registry import DefaultScope
 
-    return TRANSFORMS.build(dict(cfg))
+    # Registry.build resolves through the current default scope, which may be another library's.
+    with DefaultScope.overwrite_default_scope("mmdet"):
+        return TRANSFORMS.build(dict(cfg))
 
 
 def register_dataset() -> None:

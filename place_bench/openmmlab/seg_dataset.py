@@ -191,8 +191,12 @@ class PlaceBenchSegDataset(BaseSegDataset):
                                                 mask_from=mask_from)
         if pipeline is None:
             pipeline = [dict(type="PackSegInputs", meta_keys=PACK_META_KEYS)]
-        # built from mmseg's registry whatever the current default scope is
-        pipeline = [TRANSFORMS.build(dict(t)) if isinstance(t, Mapping) else t for t in pipeline]
+        # mmengine's Registry.build looks up the *current default scope's* registry (e.g. the
+        # 'mmengine' scope a pretraining Runner left behind), so pin mmseg's for these builds.
+        from mmengine.registry import DefaultScope
+
+        with DefaultScope.overwrite_default_scope("mmseg"):
+            pipeline = [TRANSFORMS.build(dict(t)) if isinstance(t, Mapping) else t for t in pipeline]
         kwargs.setdefault("serialize_data", False)
         super().__init__(pipeline=pipeline, **kwargs)
 

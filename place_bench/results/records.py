@@ -16,7 +16,8 @@ A record is one JSON object. Two kinds exist.
                   copies of the identity fields (variant: str or null; fraction: a
                   label fraction in (0, 1] or null when the task has none; seed: int)
     metrics       {name: {value, ci_low, ci_high, level, n_resamples, n_valid, seed}};
-                  value and CI bounds in [0, 1] (or null: undefined); level in (0, 1)
+                  value and CI bounds in [0, 1] (or null: undefined); level in (0, 1);
+                  an entry with ``"unbounded": true`` (e.g. CIDEr) may exceed 1 (>= 0)
     primary_metric  a key of ``metrics`` (when status is "ok")
     n_test        number of test items the metrics were computed on
     config        the full task config (JSON); config_hash = sha256 of its canonical JSON
@@ -129,6 +130,13 @@ def _check_unit(value: Any, field: str) -> None:
         raise RecordError(f"record field '{field}' must be a number in [0, 1] or null, got {value!r}")
 
 
+def _check_non_negative(value: Any, field: str) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+        raise RecordError(f"record field '{field}' must be a non-negative number or null, got {value!r}")
+
+
 def _check_metrics(metrics: Any) -> None:
     if not isinstance(metrics, Mapping):
         raise RecordError(f"record field 'metrics' must be an object, got {type(metrics).__name__}")
@@ -136,7 +144,10 @@ def _check_metrics(metrics: Any) -> None:
         if not isinstance(entry, Mapping) or "value" not in entry:
             raise RecordError(f"record field 'metrics.{name}.value' is missing")
         for f in ("value", "ci_low", "ci_high"):
-            _check_unit(entry.get(f), f"metrics.{name}.{f}")
+            if entry.get("unbounded") is True:
+                _check_non_negative(entry.get(f), f"metrics.{name}.{f}")
+            else:
+                _check_unit(entry.get(f), f"metrics.{name}.{f}")
         lo, hi = entry.get("ci_low"), entry.get("ci_high")
         if lo is not None and hi is not None and lo > hi:
             raise RecordError(f"record field 'metrics.{name}.ci_low' ({lo}) exceeds ci_high ({hi})")

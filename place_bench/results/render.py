@@ -55,7 +55,7 @@ def _row_label(row: Row, task: str) -> str:
 def _legend(table: Table) -> str:
     levels = {c.level for r in table.measured for c in r.cells.values() if c.level is not None}
     level = f"{next(iter(levels)) * 100:g} %" if len(levels) == 1 else "bootstrap"
-    return (f"Values in %. Measured cells: mean ± s.d. over seeds (n = seeds), then the {level} CI "
+    return (f"Values in % (unbounded metrics such as CIDEr: value × 100). Measured cells: mean ± s.d. over seeds (n = seeds), then the {level} CI "
             "[low, high]; for several seeds the CI bounds are the means of the per-seed bounds. "
             "Reference rows are published numbers, shown apart and never merged with measured rows.")
 

@@ -12,8 +12,8 @@ checkpoints share the label, plus ``(protocol/variant)`` when one checkpoint has
 records under several (protocol, variant) pairs. Reference rows are keyed by
 (method label, protocol, source).
 
-Columns: by default the primary metric of each record (``all_metrics=True``: every
-metric). A failed record that names no primary metric counts in the column of the
+Columns: by default the primary metric of each record and the task's
+:data:`SHOWN_METRICS` it has (``all_metrics=True``: every metric). A failed record that names no primary metric counts in the column of the
 primary metric most often named by the measured records of its (task, dataset),
 else by the reference records, else in a column of metric "primary".
 
@@ -41,6 +41,15 @@ BELOW_1 = "below 1 %"
 #: Tasks whose variants are readings of one protocol (the probes' zero-shot and linear
 #: readings): their variant goes into the column (``zeroshot:accuracy``), not into the row.
 VARIANT_COLUMN_TASKS = ("probes",)
+#: Metrics shown beside the primary one by default (when a record has them): a task's
+#: leaderboard reading, e.g. report generation's NLG and clinical-efficacy columns.
+SHOWN_METRICS = {
+    "zeroshot": ("accuracy_znorm", "f1_macro", "auroc_macro"),
+    "retrieval": ("i2t_precision@10", "t2i_precision@5"),
+    "seg": ("dice_positive", "dice_dataset"),
+    "det": ("ap50", "map_all"),
+    "rrg": ("bleu1", "meteor", "rouge_l", "cider", "full_bleu4", "ce_f1", "ce_f1_macro", "ce_latent_f1_macro"),
+}
 
 
 def _rank(value: str, order: tuple[str, ...]) -> tuple[int, str]:
@@ -176,7 +185,8 @@ def _measured_rows(records: list[Mapping[str, Any]], reference: list[Mapping[str
         if all_metrics and names[td]:
             return sorted(names[td])
         if r.get("primary_metric"):
-            return [r["primary_metric"]]
+            shown = [m for m in SHOWN_METRICS.get(r["task"], ()) if m in (r.get("metrics") or {})]
+            return [r["primary_metric"], *[m for m in shown if m != r["primary_metric"]]]
         for counts in (primary[td], fallback[td]):
             if counts:
                 return [counts.most_common(1)[0][0]]

@@ -37,9 +37,9 @@ Protocol (the R2Gen card with the evaluated image encoder in place of ResNet-101
   observations (an observation with no positive anywhere scores 0); on synthetic data also against
   the latent image truth (``ce_latent_*``, when the native root holds ``latent.jsonl``). Percentile
   bootstrap intervals over studies (``n_resamples``, default 200: corpus BLEU / CIDEr / METEOR are
-  recomputed per resample from per-item statistics). CIDEr is not bounded by 1 and result records
-  hold values in [0, 1], so ``cider`` / ``full_cider`` (with intervals) are in
-  ``extra.unbounded_metrics``.
+  recomputed per resample from per-item statistics). CIDEr is not bounded by 1: ``cider`` /
+  ``full_cider`` carry ``"unbounded": true`` in the record (listed again in
+  ``extra.unbounded_metrics``).
 
 Outputs per unit: a ``samples`` JSONL (``id``, ``study_id``, ``generated``, ``reference`` (truncated),
 ``reference_full``) copied beside the record, per-item ROUGE-L for paired comparisons, and in
@@ -831,7 +831,10 @@ class ReportGenerationTask(Task):
         for prefix, refs in (("", refs_truncated), ("full_", refs_full)):
             scorer = NLGScorer(generated, refs, families=self.nlg_metrics)
             for name, rec in score_with_ci(scorer, self.n_resamples, unit.seed, groups, prefix).items():
-                (unbounded if name[len(prefix):] in UNBOUNDED else metrics)[name] = rec
+                if name[len(prefix):] in UNBOUNDED:  # CIDEr can exceed 1: recorded as unbounded
+                    rec = dict(rec, unbounded=True)
+                    unbounded[name] = rec
+                metrics[name] = rec
             if "rouge_l" in self.nlg_metrics:
                 per_item[f"per_item__{prefix}rouge_l"] = scorer.rouge_items.astype(np.float64)
         if self.clinical_efficacy:

@@ -91,3 +91,19 @@ def test_failed_record_needs_an_error(make_measured):
     record["error"] = None
     with pytest.raises(RecordError, match="'error'"):
         validate_record(record)
+
+
+def test_unbounded_metrics_may_exceed_one_but_not_go_negative(make_measured):
+    import pytest
+
+    from place_bench.results.records import RecordError, validate_record
+
+    record = make_measured(metric="cider", value=0.5)
+    record["metrics"]["cider"].update(value=1.7, ci_low=1.2, ci_high=2.1, unbounded=True)
+    validate_record(record)
+    record["metrics"]["cider"]["unbounded"] = False
+    with pytest.raises(RecordError, match="metrics.cider.value"):
+        validate_record(record)
+    record["metrics"]["cider"].update(unbounded=True, value=-0.1)
+    with pytest.raises(RecordError, match="non-negative"):
+        validate_record(record)
