@@ -26,7 +26,19 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
 
-__all__ = ["DatasetRef", "EvalContext", "Task", "Unit", "UnitResult"]
+__all__ = ["DatasetRef", "EvalContext", "Task", "Unit", "UnitResult", "per_dataset_overrides"]
+
+
+def per_dataset_overrides(by_dataset: Mapping[str, Any] | None, allowed: Iterable[str]) -> dict[str, dict]:
+    """A task's ``by_dataset`` setting (dataset name -> settings overriding the task's own for that
+    dataset, e.g. BenchX's COVIDx learning rate), checked: a key outside ``allowed`` is an error."""
+    allowed = set(allowed)
+    out = {str(k): dict(v) for k, v in (by_dataset or {}).items()}
+    for dataset, overrides in out.items():
+        unknown = sorted(set(overrides) - allowed)
+        if unknown:
+            raise ValueError(f"by_dataset[{dataset!r}]: {unknown} cannot be set per dataset; allowed: {sorted(allowed)}")
+    return out
 
 
 @dataclasses.dataclass(frozen=True)

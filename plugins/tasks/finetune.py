@@ -44,7 +44,7 @@ from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from torch import nn
 
-from place_bench.engine.task import EvalContext, Task, Unit, UnitResult
+from place_bench.engine.task import EvalContext, Task, Unit, UnitResult, per_dataset_overrides
 from place_bench.evaluation import metrics as M
 from place_bench.hookspecs import hookimpl
 from place_bench.plugins.tasks._scoring import score_classification, with_ci
@@ -335,12 +335,7 @@ class FinetuneTask(Task):
         by_dataset: dict | None = None,
     ):
         settings = {k: v for k, v in locals().items() if k not in ("self", "__class__", "by_dataset")}
-        self.by_dataset = {str(k): dict(v) for k, v in (by_dataset or {}).items()}
-        for dataset, overrides in self.by_dataset.items():
-            unknown = sorted(set(overrides) - set(DATASET_OVERRIDES))
-            if unknown:
-                raise ValueError(f"by_dataset[{dataset!r}]: {unknown} cannot be set per dataset; "
-                                 f"allowed: {sorted(DATASET_OVERRIDES)}")
+        self.by_dataset = per_dataset_overrides(by_dataset, DATASET_OVERRIDES)
         self._settings = settings
         if val_metric is not None and val_metric not in VAL_METRICS:
             raise ValueError(f"val_metric must be one of {VAL_METRICS} or None, got {val_metric!r}")

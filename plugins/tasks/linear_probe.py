@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from place_bench.engine.feature_cache import cached_features
-from place_bench.engine.task import EvalContext, Task, Unit, UnitResult
+from place_bench.engine.task import EvalContext, Task, Unit, UnitResult, per_dataset_overrides
 from place_bench.hookspecs import hookimpl
 from place_bench.plugins.tasks._scoring import score_classification
 
@@ -164,11 +164,7 @@ class LinearProbeTask(Task):
         self.head_cfg = dict(lr=lr, weight_decay=weight_decay, betas=list(betas), batch_size=batch_size,
                              max_epochs=max_epochs, patience=patience, optimizer=optimizer, clip_grad=clip_grad,
                              plateau=dict(plateau) if plateau else None)
-        self.by_dataset = {k: dict(v) for k, v in (by_dataset or {}).items()}
-        unknown = {k for v in self.by_dataset.values() for k in v} - set(self.head_cfg)
-        if unknown:
-            raise ValueError(f"cls_linear by_dataset: unknown head setting(s) {sorted(unknown)}; "
-                             f"known: {sorted(self.head_cfg)}")
+        self.by_dataset = per_dataset_overrides(by_dataset, self.head_cfg)
         self.feature_batch_size = int(feature_batch_size)
         self.cache = bool(cache)
         self.n_resamples = int(n_resamples)

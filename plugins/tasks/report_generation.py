@@ -63,7 +63,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from place_bench.engine.task import EvalContext, Task, Unit, UnitResult
+from place_bench.engine.task import EvalContext, Task, Unit, UnitResult, per_dataset_overrides
 from place_bench.hookspecs import hookimpl
 
 __all__ = [
@@ -535,12 +535,7 @@ class ReportGenerationTask(Task):
         by_dataset: dict | None = None,
     ):
         settings = {k: v for k, v in locals().items() if k not in ("self", "__class__", "by_dataset")}
-        self.by_dataset = {str(k): dict(v) for k, v in (by_dataset or {}).items()}
-        for dataset, overrides in self.by_dataset.items():
-            unknown = sorted(set(overrides) - set(DATASET_OVERRIDES))
-            if unknown:
-                raise ValueError(f"by_dataset[{dataset!r}]: {unknown} cannot be set per dataset; "
-                                 f"allowed: {sorted(DATASET_OVERRIDES)}")
+        self.by_dataset = per_dataset_overrides(by_dataset, DATASET_OVERRIDES)
         self._settings = settings
         if cleaner is not None and cleaner not in CLEANERS:
             raise ValueError(f"cleaner must be one of {sorted(CLEANERS)} or None, got {cleaner!r}")

@@ -47,7 +47,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
-from place_bench.engine.task import EvalContext, Task, Unit, UnitResult
+from place_bench.engine.task import EvalContext, Task, Unit, UnitResult, per_dataset_overrides
 from place_bench.hookspecs import hookimpl
 from place_bench.plugins.tasks._scoring import with_ci
 
@@ -142,12 +142,7 @@ class SegmentationTask(Task):
         by_dataset: dict | None = None,
     ):
         settings = {k: v for k, v in locals().items() if k not in ("self", "__class__", "by_dataset")}
-        self.by_dataset = {str(k): dict(v) for k, v in (by_dataset or {}).items()}
-        for dataset, overrides in self.by_dataset.items():
-            unknown = sorted(set(overrides) - set(DATASET_OVERRIDES))
-            if unknown:
-                raise ValueError(f"by_dataset[{dataset!r}]: {unknown} cannot be set per dataset; "
-                                 f"allowed: {sorted(DATASET_OVERRIDES)}")
+        self.by_dataset = per_dataset_overrides(by_dataset, DATASET_OVERRIDES)
         self._settings = settings
         if head not in HEADS:
             raise ValueError(f"head must be one of {HEADS}, got {head!r}")

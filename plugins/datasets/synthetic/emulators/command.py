@@ -30,8 +30,8 @@ def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--size", choices=tuple(SIZES), default="tiny", help="dataset sizes (default: tiny)")
     parser.add_argument("--out", required=True, help="output folder; one sub-folder per dataset")
-    parser.add_argument("--datasets", default="all",
-                        help=f"comma-separated subset of {','.join(DATASETS)} (default: all)")
+    parser.add_argument("--datasets", nargs="+", default=["all"],
+                        help=f"subset of {','.join(DATASETS)}, separated by commas or spaces (default: all)")
     parser.add_argument("--seed", type=int, default=0, help="world seed (default: 0)")
     parser.add_argument("--workers", type=int, default=1, help="rendering processes per dataset (default: 1)")
 
@@ -74,7 +74,7 @@ def run_synth(args) -> int:
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    names = _datasets(args.datasets)
+    names = _datasets(",".join(args.datasets))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
