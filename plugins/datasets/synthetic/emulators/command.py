@@ -74,7 +74,8 @@ def run_synth(args) -> int:
 
     if args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
-    names = _datasets(",".join(args.datasets))
+    chosen = args.datasets
+    names = _datasets(chosen if isinstance(chosen, str) else ",".join(chosen))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
