@@ -20,6 +20,7 @@ through its encoders and ``embed_*`` methods only.
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping, Sequence
@@ -144,7 +145,7 @@ class EvalContext:
     pipeline: dict = dataclasses.field(default_factory=dict)
 
 
-class Task:
+class Task(abc.ABC):
     """Base class of task plugins (see the module docstring for the contract)."""
 
     #: The name results are filed under (``cls_linear``, ``zeroshot``, ...).
@@ -162,5 +163,6 @@ class Task:
         """The task's protocol parameters as recorded (JSON-able)."""
         return {}
 
+    @abc.abstractmethod
     def run(self, ctx: EvalContext, units: Sequence[Unit]) -> Iterator[UnitResult]:
-        raise NotImplementedError
+        """Compute ``units`` on ``ctx.dataset`` and yield one result per unit as it finishes."""
