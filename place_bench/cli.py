@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     _cfg_options_argument(p)
     p.set_defaults(func=cmd_pretrain)
 
+    from place_bench.commands.bench import add_bench_parser
     from place_bench.commands.data import add_data_parser
     from place_bench.commands.embed import add_embed_parser
     from place_bench.commands.evaluate import add_evaluate_parsers
@@ -87,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_embed_parser(sub)
     add_explain_parser(sub)
     add_evaluate_parsers(sub)
+    add_bench_parser(sub)
     return parser
 
 

@@ -40,7 +40,7 @@ SUITE_SECTIONS = {
     "checkpoint": "a checkpoint to start from or evaluate",
     "results_dir": "where result records are written",
     "method": "the method card: name, reference, notes",
-    "benchmark": "benchmark settings",
+    "benchmark": "benchmark runner: data, methods, tasks, executor, leaderboard (place_bench.engine.bench)",
     "seed": "the random seed",
     "seeds": "the list of seeds of a protocol",
     "fractions": "the label fractions of a protocol (shares of the train split in (0, 1])",

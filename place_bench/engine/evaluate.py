@@ -54,14 +54,6 @@ class Subject:
         return str(self.method.get("label") or self.method.get("name") or Path(self.path).stem)
 
 
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def load_subject(source: str | os.PathLike, cfg_options: Mapping[str, Any] | None = None,
                  plugin_dirs: Sequence[str] = (), seed: int = 0) -> Subject:
     """A :class:`Subject` from a ``.safetensors`` checkpoint or a model config."""
@@ -76,7 +68,9 @@ def load_subject(source: str | os.PathLike, cfg_options: Mapping[str, Any] | Non
         model, card = build_model_from_checkpoint(source)
         config = card.get("config") or {}
         method = dict(config.get("method") or {"name": Path(source).parent.name or Path(source).stem})
-        sha = card.get("weights_sha256") or _file_sha256(Path(source))
+        from place_bench.data.manifest import sha256_file
+
+        sha = card.get("weights_sha256") or sha256_file(source)
         report = {"source": "suite checkpoint", "strict": True}
         return Subject(model, sha, method, str(source), config, report)
     cfg = api.load_config(source, cfg_options, plugin_dirs)
@@ -164,7 +158,8 @@ def copy_beside(store, task: str, dataset: str, key: str, name: str, source: str
     return target
 
 
-def _identity(subject: Subject, task: Task, dataset: DatasetRef, unit: Unit) -> dict:
+def unit_identity(subject: Subject, task: Task, dataset: DatasetRef, unit: Unit) -> dict:
+    """The identity fields of a unit's record (its key is their hash)."""
     return {"checkpoint_sha256": subject.sha256, "task": task.name, "dataset": dataset.name,
             "protocol": dataset.protocol, "variant": unit.variant, "fraction": unit.fraction, "seed": unit.seed}
 
@@ -197,7 +192,7 @@ def evaluate(
     summary = EvalSummary()
     pending: list[Unit] = []
     for unit in task.units(fractions, seeds):
-        key = record_key(_identity(subject, task, dataset, unit))
+        key = record_key(unit_identity(subject, task, dataset, unit))
         if not force and store.has(key) and store.get(key).get("status") == "ok":
             summary.skipped.append(key)
             continue
@@ -229,7 +224,7 @@ def evaluate(
             record = make_record(**fields, metrics={}, primary_metric=None, n_test=None, status="failed", error=error)
             summary.failed.append(record["key"])
         else:
-            key = record_key(_identity(subject, task, dataset, unit))
+            key = record_key(unit_identity(subject, task, dataset, unit))
             files = {name: copy_beside(store, task.name, dataset.name, key, name, path).name
                      for name, path in result.files.items()}
             if result.predictions:

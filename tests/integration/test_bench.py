@@ -1,0 +1,125 @@
+"""``place-bench bench``: a benchmark config end to end, resumed, with failures, and under submitit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from place_bench.cli import main
+
+
+def record_mtimes(results: Path) -> dict[str, float]:
+    return {p.name: p.stat().st_mtime_ns for p in results.glob("*/*/*.json") if not p.name.startswith(".")}
+
+
+def test_tiny_benchmark_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # the config's work/ paths (and the synthetic data) land here
+    work = tmp_path / "work" / "bench_tiny"
+
+    assert main(["bench", "benchmarks/tiny_synthetic", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "[todo] pretrain convirt-tiny" in out and "[todo] cls_linear random-init covidx" in out
+    assert "[skip] probes random-init" in out and "needs the text encoder" in out
+    assert "5 units (0 done, 5 left)" in out
+    assert not (work / "results").exists()
+
+    assert main(["bench", "benchmarks/tiny_synthetic"]) == 0
+    out = capsys.readouterr().out
+    assert "5 done, 0 skipped, 0 failed, 0 blocked, 1 n/a" in out
+    results = work / "results"
+    records = [json.loads(p.read_text()) for p in results.glob("*/*/*.json")]
+    assert {(r["task"], r["dataset"], r["method"]["label"]) for r in records} == {
+        ("cls_linear", "covidx", "ConVIRT"), ("cls_linear", "covidx", "Random init (tiny ViT)"),
+        ("probes", "synthetic_probe_negation_effusion", "ConVIRT")}
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    board = work / "leaderboard"
+    assert {"leaderboard.md", "leaderboard.html", "leaderboard.csv"} <= {p.name for p in board.iterdir()}
+    assert "ConVIRT" in (board / "leaderboard.md").read_text()
+    assert (work / "pretrain" / "convirt-tiny" / "model.safetensors").is_file()
+
+    before = record_mtimes(results)
+    ckpt_mtime = (work / "pretrain" / "convirt-tiny" / "model.safetensors").stat().st_mtime_ns
+    assert main(["bench", "benchmarks/tiny_synthetic", "--dry-run"]) == 0
+    assert "5 units (5 done, 0 left); 4/4 evaluation records" in capsys.readouterr().out
+    assert main(["bench", "benchmarks/tiny_synthetic"]) == 0
+    out = capsys.readouterr().out
+    assert "0 done, 5 skipped, 0 failed, 0 blocked" in out and "0 records written" in out
+    assert record_mtimes(results) == before
+    assert (work / "pretrain" / "convirt-tiny" / "model.safetensors").stat().st_mtime_ns == ckpt_mtime
+
+
+def _write_config(path: Path, work: Path, methods: str, tasks: str, executor: str = 'dict(type="local")') -> Path:
+    path.write_text(f"""
+benchmark = dict(
+    work_dir={str(work)!r}, results_dir={str(work / 'results')!r},
+    methods={methods},
+    tasks={tasks},
+    executor={executor}, device="cpu",
+    leaderboard=dict(out={str(work / 'board')!r}, formats=["md"]),
+)
+""")
+    return path
+
+
+RANDOM = 'dict(name="random-init", config="eval/random_init_tiny_vit")'
+
+
+def test_failing_units_are_recorded_and_the_rest_completes(tiny_world, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "bench"
+    broken = ('dict(name="broken", pretrain="pretrain/convirt_synthetic", cfg_options={"train_cfg.max_iters": 2, '
+              f'"data.train.source": None, "data.train.manifest": {str(tmp_path / "missing.parquet")!r}}})')
+    tasks = (f'[dict(task="cls_linear", datasets=[{str(tiny_world["covidx"])!r}, {str(tmp_path / "nowhere")!r}], '
+             'fractions=[1.0], seeds=[0], cfg_options={"task.n_resamples": 100, "task.max_epochs": 3})]')
+    cfg = _write_config(tmp_path / "bench_cfg.py", work, f"[{broken}, {RANDOM}]", tasks)
+    assert main(["bench", str(cfg)]) == 1
+    out = capsys.readouterr().out
+    assert "1 done, 0 skipped, 2 failed, 2 blocked" in out
+    assert "blocked: cls_linear broken covidx: pretraining of broken failed" in out
+    failures = [json.loads(line) for line in (work / "failures.jsonl").read_text().splitlines()]
+    assert {(f["kind"], f["unit"].split()[1]) for f in failures} == {("pretrain", "broken"), ("eval", "random-init")}
+    assert "nowhere" in next(f["error"] for f in failures if f["kind"] == "eval")
+    records = [json.loads(p.read_text()) for p in (work / "results").glob("*/*/*.json")]
+    assert [(r["task"], r["dataset"], r["status"]) for r in records] == [("cls_linear", "covidx", "ok")]
+    assert (work / "board" / "leaderboard.md").is_file()
+
+
+def test_a_task_that_raises_is_recorded_failed(tiny_world, tmp_path, monkeypatch, capsys):
+    from place_bench.engine.evaluate import build_task as real_build_task
+
+    def build_task(cfg):
+        task = real_build_task(cfg)
+
+        def run(ctx, units):
+            raise RuntimeError("boom")
+            yield  # pragma: no cover
+
+        task.run = run
+        return task
+
+    monkeypatch.setattr("place_bench.engine.evaluate.build_task", build_task)
+    tasks = (f'[dict(task="cls_linear", datasets=[{str(tiny_world["covidx"])!r}], fractions=[0.5, 1.0], seeds=[0], '
+             'cfg_options={"task.n_resamples": 100})]')
+    cfg = _write_config(tmp_path / "bench_cfg.py", tmp_path / "bench", f"[{RANDOM}]", tasks)
+    assert main(["bench", str(cfg)]) == 1
+    assert "0 done, 0 skipped, 1 failed" in capsys.readouterr().out
+    records = [json.loads(p.read_text()) for p in (tmp_path / "bench" / "results").glob("*/*/*.json")]
+    assert len(records) == 2 and {r["status"] for r in records} == {"failed"}
+    assert all("boom" in r["error"] for r in records)
+
+
+def test_submitit_local_executor_runs_an_eval_unit(tiny_world, tmp_path, monkeypatch, capsys):
+    pytest.importorskip("submitit")
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "bench"
+    tasks = (f'[dict(task="cls_linear", datasets=[{str(tiny_world["covidx"])!r}], fractions=[1.0], seeds=[0], '
+             'cfg_options={"task.n_resamples": 100, "task.max_epochs": 3})]')
+    executor = f'dict(type="submitit_local", folder={str(tmp_path / "jobs")!r}, timeout_min=10)'
+    cfg = _write_config(tmp_path / "bench_cfg.py", work, f"[{RANDOM}]", tasks, executor)
+    assert main(["bench", str(cfg)]) == 0
+    assert "1 done, 0 skipped, 0 failed" in capsys.readouterr().out
+    records = [json.loads(p.read_text()) for p in (work / "results").glob("*/*/*.json")]
+    assert [(r["task"], r["status"]) for r in records] == [("cls_linear", "ok")]
+    assert list((tmp_path / "jobs").glob("*_result.pkl"))
