@@ -53,6 +53,7 @@ from typing import Any, Iterator, Sequence
 
 import torch
 
+from place_bench.engine.downstream import quiet_runner_settings
 from place_bench.engine.task import EvalContext, Task, Unit, UnitResult
 from place_bench.hookspecs import hookimpl
 
@@ -450,21 +451,8 @@ class DetectionTask(Task):
             test_cfg=dict(type="TestLoop"),
             optim_wrapper=optim_wrapper,
             param_scheduler=schedulers,
-            default_hooks=dict(
-                runtime_info=dict(type="RuntimeInfoHook"),
-                timer=dict(type="IterTimerHook"),
-                logger=dict(type="LoggerHook", interval=self.log_interval, log_metric_by_epoch=False),
-                param_scheduler=dict(type="ParamSchedulerHook"),
-                checkpoint=None,
-                sampler_seed=dict(type="DistSamplerSeedHook"),
-            ),
             custom_hooks=[best] if has_val else None,
-            log_processor=dict(by_epoch=False),
-            visualizer=dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")]),
-            env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl" if torch.cuda.is_available() else "gloo")),
-            randomness=dict(seed=seed),
-            log_level=self.log_level,
-            default_scope="mmdet",
+            **quiet_runner_settings(self.log_interval, seed, self.log_level, "mmdet"),
             cfg=dict(task=self.name, dataset=ctx.dataset.name, unit=dict(fraction=unit.fraction, seed=seed,
                                                                          variant=unit.variant),
                      protocol=self.protocol()),

@@ -44,6 +44,7 @@ from mmengine.hooks import Hook
 from mmengine.model import BaseModel
 from torch import nn
 
+from place_bench.engine.downstream import quiet_runner_settings
 from place_bench.engine.task import EvalContext, Task, Unit, UnitResult, per_dataset_overrides
 from place_bench.evaluation import metrics as M
 from place_bench.hookspecs import hookimpl
@@ -492,21 +493,8 @@ class FinetuneTask(Task):
             val_cfg=dict(type="ValLoop"),
             optim_wrapper=optim_wrapper,
             param_scheduler=schedulers or None,
-            default_hooks=dict(
-                runtime_info=dict(type="RuntimeInfoHook"),
-                timer=dict(type="IterTimerHook"),
-                logger=dict(type="LoggerHook", interval=self.log_interval, log_metric_by_epoch=False),
-                param_scheduler=dict(type="ParamSchedulerHook"),
-                checkpoint=None,
-                sampler_seed=dict(type="DistSamplerSeedHook"),
-            ),
             custom_hooks=[best],
-            log_processor=dict(by_epoch=False),
-            visualizer=dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")]),
-            env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl" if torch.cuda.is_available() else "gloo")),
-            randomness=dict(seed=seed),
-            log_level=self.log_level,
-            default_scope="mmengine",
+            **quiet_runner_settings(self.log_interval, seed, self.log_level, "mmengine"),
             cfg=dict(task=self.name, dataset=ctx.dataset.name, unit=dict(fraction=unit.fraction, seed=seed,
                                                                          variant=unit.variant),
                      protocol=self.protocol()),

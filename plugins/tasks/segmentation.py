@@ -47,6 +47,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 import torch
 
+from place_bench.engine.downstream import quiet_runner_settings
 from place_bench.engine.task import EvalContext, Task, Unit, UnitResult, per_dataset_overrides
 from place_bench.hookspecs import hookimpl
 from place_bench.plugins.tasks._scoring import with_ci
@@ -363,21 +364,8 @@ class SegmentationTask(Task):
                            val_begin=self.val_begin),
             optim_wrapper=optim_wrapper,
             param_scheduler=self.param_schedulers() or None,
-            default_hooks=dict(
-                runtime_info=dict(type="RuntimeInfoHook"),
-                timer=dict(type="IterTimerHook"),
-                logger=dict(type="LoggerHook", interval=self.log_interval, log_metric_by_epoch=False),
-                param_scheduler=dict(type="ParamSchedulerHook"),
-                checkpoint=None,
-                sampler_seed=dict(type="DistSamplerSeedHook"),
-            ),
             custom_hooks=[best] if best is not None else None,
-            log_processor=dict(by_epoch=False),
-            visualizer=dict(type="Visualizer", vis_backends=[dict(type="LocalVisBackend")]),
-            env_cfg=dict(cudnn_benchmark=False, dist_cfg=dict(backend="nccl" if torch.cuda.is_available() else "gloo")),
-            randomness=dict(seed=seed),
-            log_level=self.log_level,
-            default_scope="mmseg",
+            **quiet_runner_settings(self.log_interval, seed, self.log_level, "mmseg"),
             # kept small: mmengine formats it with yapf several times (the protocol is in the result record)
             cfg=dict(task=self.name, dataset=ctx.dataset.name,
                      unit=dict(fraction=unit.fraction, seed=seed, variant=unit.variant)),
