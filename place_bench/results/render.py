@@ -15,6 +15,7 @@ import csv
 import html
 import io
 import os
+import re
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -262,7 +263,8 @@ def render_curves(
             ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
         buf = io.BytesIO()
         fig.savefig(buf, format="png", bbox_inches="tight")
-        path = out_dir / f"{task}_{dataset}_{metric}.png"
+        stem = re.sub(r"[^A-Za-z0-9_.@-]+", "-", f"{task}_{dataset}_{metric}")  # e.g. probes' "linear:accuracy"
+        path = out_dir / f"{stem}.png"
         atomic_write_bytes(path, buf.getvalue())
         paths.append(path)
     return paths
