@@ -106,7 +106,7 @@ def manifests(tmp_path_factory):
     reset_plugin_manager()
     get_plugin_manager()
     out = {}
-    for name, counts in (("siim", {"dicom_images": 8}), ("rsna", None)):
+    for name, counts in (("siim", {"dicom_images": 8}), ("rsna", None), ("object_cxr", None)):
         emulated = emulate(name, root / name, size="tiny", seed=0, **({"counts": counts} if counts else {}))
         result = get_component("dataset", name).obj().prepare(emulated.root, "suite", root / "out", check_images=False)
         out[name] = DatasetRef.open(result.manifest_path)
@@ -134,7 +134,7 @@ def _context(subject, dataset, tmp_path) -> EvalContext:
                        pipeline=dict((subject.config.get("data") or {}).get("pipeline") or {}))
 
 
-@pytest.mark.parametrize("kind,dataset", [("vit", "siim"), ("resnet", "rsna")])
+@pytest.mark.parametrize("kind,dataset", [("vit", "siim"), ("resnet", "rsna"), ("resnet", "object_cxr")])
 def test_tiny_unit_gives_a_result_with_intervals(kind, dataset, manifests, tmp_path):
     from place_bench.plugins.tasks.segmentation import SegmentationTask
 
