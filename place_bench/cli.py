@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from place_bench.commands.bench import add_bench_parser
     from place_bench.commands.data import add_data_parser
+    from place_bench.commands.demo import add_demo_parser
     from place_bench.commands.embed import add_embed_parser
     from place_bench.commands.evaluate import add_evaluate_parsers
     from place_bench.commands.explain import add_explain_parser
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_explain_parser(sub)
     add_evaluate_parsers(sub)
     add_bench_parser(sub)
+    add_demo_parser(sub)
     return parser
 
 

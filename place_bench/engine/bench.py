@@ -25,7 +25,9 @@ A benchmark config has a ``benchmark`` section::
 
 * ``prepare`` steps: the synthetic emulator of ``native`` (default: ``dataset``) writes the native
   data under ``<work_dir>/native/<native>`` (or ``root=``) and the dataset component prepares
-  ``<out>/<dataset>/<protocol>.parquet``; skipped when that manifest exists.
+  ``<out>/<dataset>/<protocol>.parquet`` (``settings``: the dataset component's keywords;
+  ``check_images`` default True, as ``place-bench data prepare``: rows whose image is missing are
+  left out, like the emulators' planted missing files); skipped when that manifest exists.
 * one pretraining unit per method with ``pretrain=``: ``run_pretrain`` of that config (with the
   method's ``cfg_options``) in ``<work_dir>/pretrain/<name>``; skipped when its
   ``model.safetensors`` exists.
@@ -81,6 +83,7 @@ class PrepareUnit:
     size: str = "tiny"
     seed: int = 0
     settings: dict = dataclasses.field(default_factory=dict)
+    check_images: bool = True
     done: bool = False
     kind: str = "prepare"
 
@@ -308,7 +311,8 @@ def plan(cfg, force: bool = False, plugin_dirs: Sequence[str] = ()) -> BenchPlan
                            root=Path(step.pop("root", work_dir / "native" / native)),
                            protocol=step.pop("protocol", "suite"), out=Path(step.pop("out", work_dir / "manifests")),
                            size=step.pop("size", "tiny"), seed=int(step.pop("seed", 0)),
-                           settings=dict(step.pop("settings", {})))
+                           settings=dict(step.pop("settings", {})),
+                           check_images=bool(step.pop("check_images", True)))
         if step:
             raise ConfigError(f"benchmark.prepare[{dataset}]: unknown key(s) {sorted(step)}")
         unit.done = unit.manifest.is_file()
@@ -412,7 +416,7 @@ def prepare_job(unit: PrepareUnit) -> str:
     if not (unit.root.is_dir() and any(unit.root.iterdir())):
         emulate(unit.native, unit.root, size=unit.size, seed=unit.seed)
     result = get_component("dataset", unit.dataset).obj(**unit.settings).prepare(
-        unit.root, unit.protocol, unit.out, check_images=False)
+        unit.root, unit.protocol, unit.out, check_images=unit.check_images)
     return str(result.manifest_path)
 
 
@@ -514,10 +518,13 @@ class _Progress:
         else:
             self.log(f"[{self.done}/{self.total}] start {name}")
 
-    def finish(self, name: str, state: str) -> None:
-        self.running -= 1
+    def finish(self, name: str, state: str, started: bool = True) -> None:
+        """``started=False``: a unit settled without running (blocked); it does not count in the
+        running tally or in the rate behind the ETA."""
+        if started:
+            self.running -= 1
+            self.finished_now += 1
         self.done += 1
-        self.finished_now += 1
         if self._progress is not None:
             self._progress.update(self._task, advance=1, state=self._state())
             self.log(f"{state}: {name}")
@@ -606,7 +613,7 @@ def run(p: BenchPlan, plugin_dirs: Sequence[str] = (), fancy: bool | None = None
             if unit.depends_on in failed_methods:
                 summary.status[unit.name] = "blocked"
                 summary.errors[unit.name] = f"pretraining of {unit.depends_on} failed"
-                progress.finish(unit.name, "blocked")
+                progress.finish(unit.name, "blocked", started=False)
             elif unit.done:
                 continue  # counted as skipped above
             else:
