@@ -93,19 +93,18 @@ def cached_features(
     targets (transform, label selection, uncertainty policy); part of the key.
     ``cache_dir=None`` disables the cache (always extracts).
     """
-    from safetensors.torch import load, save
+    from safetensors.torch import save
 
     key = cache_key(subject_id, fingerprint, dataset.split, settings)
     path = Path(cache_dir) / f"{key}.safetensors" if cache_dir is not None else None
     if path is not None and path.is_file():
         try:
-            blob = path.read_bytes()
-            state = load(blob)
             from safetensors import safe_open
 
-            with safe_open(str(path), framework="pt") as f:
+            with safe_open(str(path), framework="pt") as f:  # one read: tensors and metadata
                 ids = json.loads((f.metadata() or {})["sample_ids"])
-            return CachedFeatures(state["features"], state["targets"], ids, hit=True)
+                features, targets = f.get_tensor("features"), f.get_tensor("targets")
+            return CachedFeatures(features, targets, ids, hit=True)
         except Exception:  # a damaged entry is recomputed, never trusted
             path.unlink(missing_ok=True)
     features, targets, ids = extract_features(model, dataset, batch_size, device)

@@ -70,9 +70,11 @@ def compare_records(
     """(metric name, paired bootstrap result of ``a - b``) on the records' common test set."""
     if a.get("manifest", {}).get("fingerprint") != b.get("manifest", {}).get("fingerprint"):
         raise CompareError("the two records were computed on different manifests (fingerprints differ)")
-    metric = metric or a.get("primary_metric")
-    if metric != (metric or b.get("primary_metric")) or metric is None:
-        raise CompareError("give --metric: the records name no common primary metric")
+    if metric is None:
+        if a.get("primary_metric") is None or a.get("primary_metric") != b.get("primary_metric"):
+            raise CompareError(f"give --metric: the records' primary metrics differ "
+                               f"({a.get('primary_metric')} vs {b.get('primary_metric')})")
+        metric = a["primary_metric"]
     pa, pb = load_predictions(a, a_path), load_predictions(b, b_path)
     ids_a, ids_b = pa["item_ids"], pb["item_ids"]
     if set(ids_a.tolist()) != set(ids_b.tolist()) or len(ids_a) != len(ids_b):

@@ -205,11 +205,14 @@ class LinearProbeTask(Task):
         ctx.log(f"cls_linear: features train {tuple(train.features.shape)} val {tuple(val.features.shape)} "
                 f"test {tuple(test.features.shape)} (cache {'hit' if train.hit and test.hit else 'filled'})")
         multiclass = test.targets.dtype == torch.long
+        subsets: dict[float, torch.Tensor] = {}  # fraction -> train rows, read once for every seed
         for unit in units:
             rows = torch.arange(len(train.sample_ids))
             if unit.fraction is not None and unit.fraction < 1.0:
-                subset = self._dataset(ctx, self.splits["train"], unit.fraction)
-                rows = train.rows([r["sample_id"] for r in subset.rows])
+                if unit.fraction not in subsets:
+                    subset = self._dataset(ctx, self.splits["train"], unit.fraction)
+                    subsets[unit.fraction] = train.rows([r["sample_id"] for r in subset.rows])
+                rows = subsets[unit.fraction]
             head, log = train_linear_head(train.features[rows], train.targets[rows], val.features, val.targets,
                                           seed=unit.seed, num_classes=len(test_set.label_names) if multiclass else None,
                                           **{**self.head_cfg, **self.by_dataset.get(ctx.dataset.name, {})})

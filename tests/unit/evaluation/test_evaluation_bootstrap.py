@@ -171,3 +171,17 @@ def test_mean_sd():
     assert mean == 0.5 and np.isnan(sd) and n == 1
     with pytest.raises(ValueError):
         mean_sd([])
+
+
+def test_compare_needs_a_metric_when_the_primary_metrics_differ(tmp_path):
+    import pytest
+
+    from place_bench.evaluation.compare import CompareError, compare_records
+
+    a = {"key": "a", "primary_metric": "accuracy", "manifest": {"fingerprint": "sha256:x"}}
+    b = {"key": "b", "primary_metric": "auroc", "manifest": {"fingerprint": "sha256:x"}}
+    with pytest.raises(CompareError, match="primary metrics differ"):
+        compare_records(a, tmp_path / "a.json", b, tmp_path / "b.json")
+    c = dict(b, manifest={"fingerprint": "sha256:y"})
+    with pytest.raises(CompareError, match="different manifests"):
+        compare_records(a, tmp_path / "a.json", c, tmp_path / "c.json", metric="accuracy")
