@@ -21,6 +21,11 @@ cache="${PLACE_BENCH_CACHE:-$HOME/.cache/place-bench}"
 torch_pins=(torch==2.14.1 torchvision==0.29.1)
 mmcv_version=2.1.0
 
+# One set-up at a time per venv: a second caller waits, then finds the stamp.
+mkdir -p "$cache"
+exec 9>"$cache/bootstrap-$(realpath -m "$venv" | sha256sum | cut -c1-12).lock"
+flock 9
+
 stamp_file="$venv/.place-bench-setup"
 stamp="$(cat "$repo/tools/bootstrap_venv.sh" "$repo/pyproject.toml" | sha256sum | cut -d' ' -f1)"
 if [[ -f "$stamp_file" && "$(cat "$stamp_file")" == "$stamp" ]]; then
