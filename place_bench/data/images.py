@@ -509,6 +509,13 @@ def random_crop(
     return _crop(img, top, left, size)
 
 
+def horizontal_flip(img: np.ndarray) -> tuple[np.ndarray, Geometry]:
+    """Mirror left-right; the map is ``x' = w - x`` (so a box's x1 and x2 swap roles)."""
+    a = np.asarray(img)
+    h, w = a.shape[:2]
+    return np.ascontiguousarray(a[:, ::-1]), Geometry(-1.0, 1.0, float(w), 0.0, h, w)
+
+
 def _check_crop(h: int, w: int, size: int) -> None:
     if size < 1 or h < size or w < size:
         raise ValueError(f"cannot crop {size}x{size} from an image of size {h}x{w}")
@@ -553,7 +560,12 @@ class CXRTransform:
     ``letterbox(resize_to)`` -> ``random_crop(crop)`` if ``train`` else ``center_crop(crop)`` ->
     replicate to 3 channels -> ``normalize(mean, std)``. Input: ``float`` ``(H, W)`` in
     ``[0, 1]`` (what :func:`read_image` returns). Output: ``torch.float32`` ``(3, crop, crop)``.
-    Defaults are MGCA's: 256, 224, mean = std = 0.5. Never flips.
+    Defaults are MGCA's: 256, 224, mean = std = 0.5, no flips.
+
+    ``hflip``: probability of a left-right mirror after the crop, in training only. Chest
+    X-rays are not mirror-symmetric (the report's "left"/"right" and the heart's side would no
+    longer match the image), which is why the suite's default is 0; the alignment control's
+    flip-augmented arm (datasets.md section 4.9) sets it to 0.5 to show that laterality is lost.
     """
 
     def __init__(
@@ -563,11 +575,14 @@ class CXRTransform:
         train: bool = False,
         mean: Sequence[float] = MGCA_MEAN,
         std: Sequence[float] = MGCA_STD,
+        hflip: float = 0.0,
     ):
         if crop > resize_to:
             raise ValueError(f"crop {crop} larger than the letterbox size {resize_to}")
+        if not 0.0 <= float(hflip) <= 1.0:
+            raise ValueError(f"hflip is a probability in [0, 1], got {hflip}")
         self.resize_to, self.crop, self.train = int(resize_to), int(crop), bool(train)
-        self.mean, self.std = tuple(mean), tuple(std)
+        self.mean, self.std, self.hflip = tuple(mean), tuple(std), float(hflip)
 
     def apply(
         self, img: np.ndarray, rng: np.random.Generator | None = None
@@ -579,14 +594,28 @@ class CXRTransform:
             cropped, g2 = random_crop(boxed, self.crop, rng)
         else:
             cropped, g2 = center_crop(boxed, self.crop)
+        geometry = Geometry.identity(h, w).then(g1).then(g2)
+        if self.train and self.hflip > 0 and _uniform(rng) < self.hflip:
+            cropped, g3 = horizontal_flip(cropped)
+            geometry = geometry.then(g3)
         t = normalize(to_tensor(cropped, len(self.mean)), self.mean, self.std)
-        return t, Geometry.identity(h, w).then(g1).then(g2)
+        return t, geometry
 
     def __call__(self, img: np.ndarray, rng: np.random.Generator | None = None) -> "torch.Tensor":
         return self.apply(img, rng)[0]
 
     def __repr__(self) -> str:
+        flip = f", hflip={self.hflip}" if self.hflip else ""
         return (
             f"CXRTransform(resize_to={self.resize_to}, crop={self.crop}, train={self.train}, "
-            f"mean={self.mean}, std={self.std})"
+            f"mean={self.mean}, std={self.std}{flip})"
         )
+
+
+def _uniform(rng: np.random.Generator | None) -> float:
+    """One draw in [0, 1) from ``rng``, or from torch's generator when None (as :func:`random_crop`)."""
+    if rng is None:
+        import torch
+
+        return float(torch.rand(()).item())
+    return float(rng.random())

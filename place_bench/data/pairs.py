@@ -50,7 +50,16 @@ class ImageReportDataset(ManifestSplit):
     :param train: random crops (True) or centre crops.
     :param seed: seed of the random crops.
     :param limit: keep only the first N pairs (tiny runs).
+    :param pairing: ``aligned`` (each image with its own report) or ``shuffled``: the reports
+        permuted once across the kept images with ``pairing_seed``, so text carries no
+        information about its image (the alignment control's arm B, datasets.md section 4.9).
+    :param hflip: probability of a left-right mirror of a training image (the control's
+        flip-augmented arm D; 0 by default because reports name sides). A pretraining-only
+        augmentation, so it is a key of ``data.train``, not of the shared ``data.pipeline``
+        that downstream tasks inherit.
     """
+
+    PAIRINGS = ("aligned", "shuffled")
 
     columns = ("report", "findings", "impression")
 
@@ -64,13 +73,30 @@ class ImageReportDataset(ManifestSplit):
         train: bool = True,
         seed: int = 0,
         limit: int | None = None,
+        pairing: str = "aligned",
+        pairing_seed: int = 0,
+        hflip: float = 0.0,
     ):
         if text not in TEXT_FIELDS:
             raise ValueError(f"data text field {text!r} is not one of {TEXT_FIELDS}")
+        if pairing not in self.PAIRINGS:
+            raise ValueError(f"data.train.pairing {pairing!r} is not one of {self.PAIRINGS}")
         self.text, self.limit, self.skipped_empty = text, limit, 0
         super().__init__(manifest, root, split, 1.0, seed, train)
         self.fingerprint = (self.sidecar.get("manifest") or {}).get("fingerprint")
-        self.transform = CXRTransform(train=train, **(pipeline or {}))
+        self.transform = CXRTransform(train=train, **{**(pipeline or {}), "hflip": hflip})
+        self.pairing = pairing
+        if pairing == "shuffled":
+            self._shuffle_captions(pairing_seed)
+
+    def _shuffle_captions(self, seed: int) -> None:
+        """Permute the captions once across rows (images keep their order and ids)."""
+        import numpy as np
+
+        order = np.random.default_rng(seed).permutation(len(self.rows))
+        captions = [self.rows[int(j)]["caption"] for j in order]
+        for row, text in zip(self.rows, captions):
+            row["caption"] = text
 
     def _select(self, rows: list[dict]) -> list[dict]:
         kept = []

@@ -269,6 +269,35 @@ def test_pipeline_never_flips_left_right():
             assert float(t[0, :, :20].mean()) > 0.9 and float(t[0, :, -20:].mean()) < -0.9
 
 
+def test_hflip_mirrors_training_images_with_its_probability_and_maps_geometry():
+    img = np.zeros((300, 300), dtype=np.float32)
+    img[:, :100] = 1.0
+    transform = CXRTransform(resize_to=256, crop=224, train=True, hflip=0.5)
+    flipped = 0
+    for seed in range(40):
+        t, g = transform.apply(img, np.random.default_rng(seed))
+        left_bright = float(t[0, :, :20].mean()) > 0.9
+        assert left_bright == (g.sx > 0)          # the geometry says whether it flipped
+        flipped += not left_bright
+        # the image's left edge (x = 0) lands on the output's right side after a flip
+        x0 = float(g.map_points([[0.0, 150.0]])[0, 0])
+        assert (x0 >= 223.0) if g.sx < 0 else (x0 <= 1.0)
+    assert 10 <= flipped <= 30
+    # evaluation never flips, whatever hflip says
+    for seed in range(5):
+        t = CXRTransform(train=False, hflip=1.0)(img, np.random.default_rng(seed))
+        assert float(t[0, :, :20].mean()) > 0.9
+    with pytest.raises(ValueError, match="hflip"):
+        CXRTransform(hflip=1.5)
+
+
+def test_hflip_zero_draws_the_same_crops_as_before():
+    img = np.random.default_rng(0).random((100, 100)).astype(np.float32)
+    a = CXRTransform(resize_to=80, crop=64, train=True)(img, np.random.default_rng(5))
+    b = CXRTransform(resize_to=80, crop=64, train=True, hflip=0.0)(img, np.random.default_rng(5))
+    assert bool((a == b).all())
+
+
 def test_to_tensor_replicates_channels():
     t = to_tensor(np.array([[0.0, 1.0]], dtype=np.float32))
     assert tuple(t.shape) == (3, 1, 2)
