@@ -154,6 +154,8 @@ class BenchPlan:
     pretrain: list[PretrainUnit]
     evals: list[EvalUnit]
     force: bool = False
+    control: dict | None = None
+    methods: list[dict] = dataclasses.field(default_factory=list)
 
     @property
     def units(self) -> list:
@@ -178,7 +180,7 @@ def _section(cfg) -> dict:
     bench = plain.get("benchmark")
     if not isinstance(bench, dict):
         raise ConfigError(f"{getattr(cfg, 'filename', '<config>')}: a benchmark config needs a 'benchmark' section")
-    known = {"results_dir", "work_dir", "prepare", "methods", "tasks", "executor", "leaderboard", "device"}
+    known = {"results_dir", "work_dir", "prepare", "methods", "tasks", "executor", "leaderboard", "device", "control"}
     unknown = sorted(set(bench) - known)
     if unknown:
         raise ConfigError(f"benchmark: unknown key(s) {unknown}; known: {sorted(known)}")
@@ -364,9 +366,52 @@ def plan(cfg, force: bool = False, plugin_dirs: Sequence[str] = ()) -> BenchPlan
                 elif not force:
                     _count_done(unit, sha, store, plugin_dirs)
                 evals.append(unit)
+    control = bench.get("control")
+    if control is not None:
+        control = _check_control(control, names)
     return BenchPlan(source=str(getattr(cfg, "filename", "") or ""), results_dir=results_dir, work_dir=work_dir,
                      executor=executor, device=str(bench.get("device") or "auto"), leaderboard=leaderboard,
-                     prepare=prepares, pretrain=pretrains, evals=evals, force=force)
+                     prepare=prepares, pretrain=pretrains, evals=evals, force=force, control=control,
+                     methods=[dict(m) for m in bench["methods"]])
+
+
+def _check_control(control: Mapping[str, Any], method_names: Sequence[str]) -> dict:
+    """Validate a ``control`` section (arms of benchmark methods and their criteria) at plan time."""
+    from place_bench.config import ConfigError
+    from place_bench.results.criteria import CONTROL_KEYS, Criterion, parse_arms
+
+    control = dict(control)
+    unknown = sorted(set(control) - set(CONTROL_KEYS))
+    if unknown:
+        raise ConfigError(f"benchmark.control: unknown key(s) {unknown}; known: {list(CONTROL_KEYS)}")
+    arms = parse_arms(control)
+    for arm, spec in arms.items():
+        strangers = [m for m in spec["methods"] if m not in method_names]
+        if strangers:
+            raise ConfigError(f"benchmark.control.arms[{arm}]: {strangers} are not benchmark methods")
+    for entry in control.get("criteria") or []:
+        Criterion.from_config(entry, arms)
+    return control
+
+
+def control_report(p: BenchPlan, plugin_dirs: Sequence[str] = ()):
+    """Judge ``p.control`` on the records in ``p.results_dir`` (the methods' checkpoints as they are now)."""
+    from place_bench.results.criteria import evaluate_control
+    from place_bench.results.store import ResultsStore
+
+    wanted = {m for arm in (p.control or {}).get("arms", {}).values() for m in arm["methods"]}
+    sha_of = {}
+    for method in p.methods:
+        if method["name"] in wanted:
+            sha = _method_subject(dict(method), p.work_dir, plugin_dirs)[3]
+            if sha:
+                sha_of[sha] = method["name"]
+    by_method: dict[str, list] = {name: [] for name in wanted}
+    for record in ResultsStore(p.results_dir).iter_records():
+        name = sha_of.get((record.get("identity") or {}).get("checkpoint_sha256"))
+        if name:
+            by_method[name].append(record)
+    return evaluate_control(p.control, by_method)
 
 
 def format_plan(p: BenchPlan) -> str:
@@ -467,6 +512,8 @@ class BenchSummary:
     records_failed: int = 0
     wall_s: float = 0.0
     leaderboard: list[Path] = dataclasses.field(default_factory=list)
+    control: Any = None          # a results.criteria.ControlReport when the config has a control section
+    control_text: str = ""
 
     def count(self, state: str) -> int:
         return sum(1 for s in self.status.values() if s == state)
@@ -681,6 +728,17 @@ def run(p: BenchPlan, plugin_dirs: Sequence[str] = (), fancy: bool | None = None
                 include_reference=bool(p.leaderboard.get("include_reference", True)))
         except Exception as exc:
             summary.errors["leaderboard"] = f"{type(exc).__name__}: {exc}"
+    if p.control:
+        from place_bench.io import atomic_write_text
+        from place_bench.results.criteria import format_report
+
+        try:
+            summary.control = control_report(p, plugin_dirs)
+            out = Path(p.control.get("out") or p.work_dir / "control.json")
+            atomic_write_text(out, json.dumps(summary.control.to_json(), indent=2) + "\n")
+            summary.control_text = format_report(summary.control, p.control.get("title", "control")) + f"\n({out})"
+        except Exception as exc:
+            summary.errors["control"] = f"{type(exc).__name__}: {exc}"
     summary.wall_s = time.perf_counter() - t0
     return summary
 
@@ -702,6 +760,8 @@ def format_summary(summary: BenchSummary, fancy: bool = False) -> str | Any:
              f"{summary.records_failed} failed; wall time {summary.wall_s:.1f} s"]
     for name, error in summary.errors.items():
         lines.append(f"  {summary.status.get(name, 'error')}: {name}: {error}")
+    if summary.control_text:
+        lines.append(summary.control_text)
     if summary.leaderboard:
         lines.append("leaderboard: " + ", ".join(str(x) for x in summary.leaderboard if x.suffix != ".png")
                      + f" (+{sum(1 for x in summary.leaderboard if x.suffix == '.png')} png)")

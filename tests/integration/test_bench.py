@@ -123,3 +123,51 @@ def test_submitit_local_executor_runs_an_eval_unit(tiny_world, tmp_path, monkeyp
     records = [json.loads(p.read_text()) for p in (work / "results").glob("*/*/*.json")]
     assert [(r["task"], r["status"]) for r in records] == [("cls_linear", "ok")]
     assert list((tmp_path / "jobs").glob("*_result.pkl"))
+
+
+def test_control_section_judges_arms_and_writes_its_report(tiny_world, tmp_path, monkeypatch, capsys):
+    """Arms of init rows (no pretraining): a criterion that must pass, one that must fail, and a
+    separation with one seed per arm (undetermined); the verdict is printed and written."""
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "bench"
+    methods = "[" + ", ".join(
+        f'dict(name="r{s}", config="eval/random_init_tiny_vit", init_seed={s})' for s in range(3)) + "]"
+    tasks = (f'[dict(task="cls_linear", datasets=[{str(tiny_world["covidx"])!r}], fractions=[1.0], seeds=[0], '
+             'cfg_options={"task.n_resamples": 50, "task.max_epochs": 3})]')
+    cfg = _write_config(tmp_path / "bench_cfg.py", work, methods, tasks)
+    text = cfg.read_text().rstrip().rstrip(")")
+    cfg.write_text(text + """
+    control=dict(title="toy control", arms=dict(A=dict(label="two seeds", methods=["r0", "r1"]),
+                                                 C=dict(label="one seed", methods=["r2"])),
+                 criteria=[dict(name="probe accuracy", task="cls_linear", dataset="covidx", metric="accuracy",
+                                checks=[dict(arm="A", min=0.0), dict(exceeds=("A", "C"), by=0.99),
+                                        dict(separates=("A", "C"))])]),
+)
+""")
+    assert main(["bench", str(cfg)]) == 0
+    out = capsys.readouterr().out
+    assert "toy control: FAIL (1 pass, 1 fail, 1 undetermined of 3 checks)" in out
+    assert "PASS         probe accuracy" in out and "A - C >= 0.99" in out
+    report = json.loads((work / "control.json").read_text())
+    assert report["passed"] is False and report["counts"] == {"pass": 1, "fail": 1, "undetermined": 1}
+    accuracies = [json.loads(p.read_text())["metrics"]["accuracy"]["value"]
+                  for p in (work / "results").glob("cls_linear/*/*.json")]
+    assert len(accuracies) == 3
+    assert sorted(report["values"]["probe accuracy"]["A"]["values"] + report["values"]["probe accuracy"]["C"]["values"]
+                  ) == pytest.approx(sorted(accuracies))
+
+    # a control arm naming a method the benchmark does not have is refused at plan time
+    cfg.write_text(cfg.read_text().replace('methods=["r2"]', 'methods=["r9"]'))
+    assert main(["bench", str(cfg), "--dry-run"]) != 0
+    assert "benchmark.control.arms[C]: ['r9'] are not benchmark methods" in capsys.readouterr().err
+
+
+def test_alignment_control_config_plans_every_arm(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert main(["bench", "benchmarks/alignment_control", "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    for arm in ("aligned", "shuffled", "flipped"):
+        for seed in range(3):
+            assert f"[todo] pretrain {arm}-s{seed}" in out
+    assert "[todo] cls_linear random-s2 chexpert" in out
+    assert "[todo] zeroshot shuffled-s1 mimic_5x200" in out and "[todo] det aligned-s0 object_cxr" in out
