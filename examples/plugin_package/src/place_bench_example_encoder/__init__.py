@@ -1,34 +1,22 @@
-"""A small convolutional image encoder, as a third-party plugin would ship one."""
+"""An out-of-tree PLACE-Bench plugin: a pretraining method (SigLIP's sigmoid loss) and
+a small convolutional image encoder.
 
-import torch
-from torch import nn
+The package is found through its entry point in the ``place_bench`` group
+(``pyproject.toml``); PLACE-Bench imports this module and calls its one hook,
+:func:`place_bench_register`, which puts the components into the suite's
+registries. Configs then name them by ``type``.
+"""
 
 from place_bench.hookspecs import hookimpl
-from place_bench.model.outputs import ImageFeatures
 
+from .encoder import ExampleConvEncoder
+from .siglip import SigmoidPairLoss
 
-class ExampleConvEncoder(nn.Module):
-    """``depth`` stride-2 conv blocks; local tokens are the last map's cells.
-
-    Input (B, 3, H, W); output grid (H / 2**depth, W / 2**depth).
-    """
-
-    def __init__(self, width: int = 16, depth: int = 3):
-        super().__init__()
-        blocks, channels = [], 3
-        for _ in range(depth):
-            blocks += [nn.Conv2d(channels, width, 3, stride=2, padding=1), nn.ReLU()]
-            channels = width
-        self.body = nn.Sequential(*blocks)
-        self.feature_dim = width
-        self.local_dim = width
-
-    def forward(self, images: torch.Tensor) -> ImageFeatures:
-        fmap = self.body(images)
-        local = fmap.flatten(2).transpose(1, 2)
-        return ImageFeatures(local.mean(1), local, (fmap.shape[2], fmap.shape[3]), None)
+__all__ = ["ExampleConvEncoder", "SigmoidPairLoss", "place_bench_register"]
 
 
 @hookimpl
 def place_bench_register(registrar):
+    """Register ``image_encoder/example_conv`` and ``objective/siglip``."""
     registrar.add("image_encoder", "example_conv", ExampleConvEncoder)
+    registrar.add("objective", "siglip", SigmoidPairLoss)

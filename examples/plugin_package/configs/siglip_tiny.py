@@ -1,0 +1,26 @@
+# SigLIP (pairwise sigmoid loss, objective `siglip` from this plugin package) at the
+# suite's tiny synthetic scale: the same tiny ViT + BERT, synthetic image-report
+# pairs and 60-iteration schedule as configs/pretrain/convirt_synthetic.py, so the
+# two methods' leaderboard rows compare under one protocol.
+#
+# `_base_` paths are relative to this file: they reach the suite's configs/_base_/
+# from examples/plugin_package/configs/ in a PLACE-Bench source checkout.
+_base_ = [
+    "../../../configs/_base_/models/tiny_vit_bert.py",
+    "../../../configs/_base_/datasets/synthetic_pairs.py",
+    "../../../configs/_base_/schedules/tiny_iters.py",
+]
+
+model = dict(
+    objectives=[
+        # The paper's initialisation: t = exp(t') with t' = log 10, b = -10; both learnt.
+        dict(type="siglip", temperature_init=10.0, bias_init=-10.0, learnable=True),
+    ],
+)
+# The method card: `label` names the leaderboard row of every checkpoint this config trains.
+method = dict(
+    name="SigLIP",
+    label="SigLIP (example plugin)",
+    reference="Zhai et al., ICCV 2023, arXiv 2303.15343",
+)
+seed = 0
