@@ -65,10 +65,15 @@ def _search(seed: int, split: str, index: int, profile: str, constraints: Constr
 
 
 def five_by_n_specs(seed: int, n_per_class: int, *, split: str = "5xn", profile: str = "mimic",
-                    max_attempts: int = 200) -> list[SampleSpec]:
+                    max_attempts: int = 200,
+                    text_ok: Optional[Callable[[dict], bool]] = None) -> list[SampleSpec]:
     """Synthetic 5×N: ``5 * n_per_class`` frontal studies whose MIMIC-style report
     labels satisfy :func:`five_by_n_class` for their class, view-balanced within
-    each class. Tags: ``class``, ``view``. Index = class position * N + j."""
+    each class. Tags: ``class``, ``view``. Index = class position * N + j.
+
+    ``text_ok(sections)``: a further rule on the report's sections that the dataset's
+    ``prepare`` applies to candidates (MIMIC-CXR: at least 3 MGCA caption tokens), so that
+    every planted study is a candidate there and the 5×N set is complete."""
     specs = []
     for ci, cls in enumerate(COMPETITION):
         for j, view in enumerate(_views(n_per_class)):
@@ -77,7 +82,8 @@ def five_by_n_specs(seed: int, n_per_class: int, *, split: str = "5xn", profile:
 
             def accept(spec, cls=cls):
                 _, reps = study_text(spec, styles=("mimic",))
-                return five_by_n_class(reps["mimic"].labels) == cls
+                report = reps["mimic"]
+                return five_by_n_class(report.labels) == cls and (text_ok is None or text_ok(report.sections))
 
             specs.append(_search(seed, split, ci * n_per_class + j, profile, c, accept,
                                  (("class", cls), ("view", view)), max_attempts))

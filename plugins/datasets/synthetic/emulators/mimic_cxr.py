@@ -161,7 +161,7 @@ def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
     for split, n in (("train", c["pretrain"]), ("validate", c["valid"]), ("test", c["test"])):
         specs += [(split, SampleSpec(seed, split, i, "mimic")) for i in range(n)]
     if c["5xn"] > 0:
-        specs += [("test", s) for s in five_by_n_specs(seed, c["5xn"], profile="mimic")]
+        specs += [("test", s) for s in five_by_n_specs(seed, c["5xn"], profile="mimic", text_ok=_caption_ok)]
 
     rng = id_rng(seed, DATASET, "ids")
     used_subjects: set = set()
@@ -250,6 +250,11 @@ def mgca_caption_tokens(impression: str, findings: str) -> int:
             if len(tokens) > 1:
                 total += len(tokens)
     return total
+
+
+def _caption_ok(sections: Mapping[str, str]) -> bool:
+    """The text rule ``prepare`` applies to MIMIC-CXR pairs and 5x200 candidates."""
+    return mgca_caption_tokens(sections.get("impression") or "", sections.get("findings") or "") >= 3
 
 
 def _procedure(view: str, two_views: bool) -> str:
