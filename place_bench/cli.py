@@ -47,7 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     p = sub.add_parser("plugins", help="list registered components and the plugin providing each")
-    p.add_argument("--kind", help="only this kind (image_encoder, text_encoder, head, objective, task, dataset, metric)")
+    p.add_argument("--kind", help="only this kind (image_encoder, text_encoder, head, objective, task, dataset, metric, "
+                                  "checkpoint_adapter)")
     p.set_defaults(func=cmd_plugins)
 
     p = sub.add_parser("config", help="inspect configs")
@@ -84,11 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     from place_bench.commands.embed import add_embed_parser
     from place_bench.commands.evaluate import add_evaluate_parsers
     from place_bench.commands.explain import add_explain_parser
+    from place_bench.commands.import_checkpoint import add_import_parser
 
     add_data_parser(sub)
     add_embed_parser(sub)
     add_explain_parser(sub)
     add_evaluate_parsers(sub)
+    add_import_parser(sub)
     add_bench_parser(sub)
     add_demo_parser(sub)
     return parser

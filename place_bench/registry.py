@@ -26,6 +26,9 @@ OBJECTIVES = Registry("objective", scope=SCOPE)
 TASKS = Registry("task", scope=SCOPE)
 DATASETS = Registry("dataset", scope=SCOPE)
 METRICS = Registry("metric", scope=SCOPE)
+# Checkpoint adapters turn a foreign checkpoint (another code base's key naming) into a
+# suite model; see place_bench.model.adapters for the declarative object they hold.
+CHECKPOINT_ADAPTERS = Registry("checkpoint_adapter", scope=SCOPE)
 
 #: kind name (as used on the command line and in hooks) -> registry
 REGISTRIES: dict[str, Registry] = {
@@ -36,6 +39,7 @@ REGISTRIES: dict[str, Registry] = {
     "task": TASKS,
     "dataset": DATASETS,
     "metric": METRICS,
+    "checkpoint_adapter": CHECKPOINT_ADAPTERS,
 }
 
 

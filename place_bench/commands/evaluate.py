@@ -27,6 +27,12 @@ def add_evaluate_parsers(sub) -> None:
     p.add_argument("--device", default="cuda" if _cuda() else "cpu")
     p.add_argument("--force", action="store_true", help="recompute units whose records exist")
     p.add_argument("--init-seed", type=int, default=0, help="seed of a config subject's random weights")
+    p.add_argument("--checkpoint-format", metavar="FORMAT",
+                   help="CHECKPOINT is a foreign checkpoint of this format (mgca, gloria, convirt, benchx), converted "
+                        "in memory as import-checkpoint does; the flags below apply to it")
+    from place_bench.commands.import_checkpoint import add_import_arguments
+
+    add_import_arguments(p, set_flag="--import-set")
     _cfg_options_argument(p)
     p.set_defaults(func=cmd_eval)
 
@@ -117,6 +123,20 @@ def datasets_of(values, root):
     return refs
 
 
+def foreign_of(args) -> dict | None:
+    """The ``foreign=`` settings of ``load_subject`` from ``--checkpoint-format`` and the import flags."""
+    from place_bench.commands.import_checkpoint import import_kwargs
+
+    settings = import_kwargs(args)
+    if not args.checkpoint_format:
+        given = [k for k, v in settings.items() if v]
+        if given:
+            flag = {"options": "import-set"}.get(given[0], given[0].replace("_", "-"))
+            raise ValueError(f"--{flag} applies to foreign checkpoints: add --checkpoint-format")
+        return None
+    return dict({k: v for k, v in settings.items() if v not in (None, {}, False)}, format=args.checkpoint_format)
+
+
 def cmd_eval(args) -> int:
     from place_bench.engine.evaluate import evaluate, load_subject
     from place_bench.plugin_manager import get_plugin_manager
@@ -125,7 +145,10 @@ def cmd_eval(args) -> int:
     get_plugin_manager(args.plugin_dir, strict=args.strict)
     section, fractions, seeds = task_config(args.task, args.cfg_options, args.plugin_dir)
     datasets = datasets_of(args.dataset, args.root)
-    subject = load_subject(args.checkpoint, plugin_dirs=args.plugin_dir, seed=args.init_seed)
+    subject = load_subject(args.checkpoint, plugin_dirs=args.plugin_dir, seed=args.init_seed, foreign=foreign_of(args))
+    if subject.load_report.get("overrides"):
+        print(f"warning: {subject.path} was loaded with {', '.join(subject.load_report['overrides'])}; "
+              "every record says so")
     store = ResultsStore(args.results)
     failed = 0
     for dataset in datasets:

@@ -9,6 +9,8 @@ A benchmark config has a ``benchmark`` section::
         methods=[
             dict(name="place", pretrain="pretrain/place_synthetic", cfg_options={...}),  # pretrained here
             dict(name="tiny-ckpt", checkpoint="path/model.safetensors"),                # an existing checkpoint
+            dict(name="mgca-r50", checkpoint="mgca_resnet_50.ckpt", format="mgca",    # a foreign one, converted
+                 text_model="local/Bio_ClinicalBERT", allow_pickle=True),          # on load (import-checkpoint)
             dict(name="random", config="eval/random_init_tiny_vit", init_seed=0),      # an init row
         ],
         tasks=[
@@ -128,6 +130,7 @@ class EvalUnit:
     seeds: list
     overrides: dict
     depends_on: str | None = None   # the pretraining method it waits for
+    foreign: dict | None = None     # a foreign checkpoint's settings (format=, text_model=, ...)
     n_records: int | None = None    # record units (fraction x seed x variant); None: unknown yet
     n_done: int | None = None       # of which already recorded ok; None: unknown (checkpoint or manifest missing)
     note: str | None = None         # why it is left out (needs the method cannot serve)
@@ -207,6 +210,12 @@ def _method_subject(method: dict, work_dir: Path, plugin_dirs) -> tuple[str, dic
         cfg = api.load_config(method["pretrain"], method.get("cfg_options") or {}, plugin_dirs)
         ckpt = work_dir / "pretrain" / name / "model.safetensors"
         return str(ckpt), {}, _encoders_of_model(to_plain(cfg).get("model")), _checkpoint_sha(ckpt)
+    if kinds[0] == "checkpoint" and method.get("format"):
+        from place_bench.engine.evaluate import FOREIGN_KEYS, foreign_subject_info
+
+        foreign = {k: method[k] for k in FOREIGN_KEYS if k in method}
+        info = foreign_subject_info(method["checkpoint"], foreign, plugin_dirs)
+        return str(method["checkpoint"]), {}, set(info["encoders"]), info["sha256"]
     if kinds[0] == "checkpoint":
         ckpt = Path(method["checkpoint"])
         encoders = None
@@ -223,6 +232,15 @@ def _method_subject(method: dict, work_dir: Path, plugin_dirs) -> tuple[str, dic
     model_json = json.dumps({"model": config.get("model"), "seed": seed}, sort_keys=True, default=str)
     sha = "init:" + hashlib.sha256(model_json.encode()).hexdigest()   # as evaluate.load_subject computes it
     return method["config"], options, _encoders_of_model(config.get("model")), sha
+
+
+def _foreign_settings(method: Mapping[str, Any]) -> dict | None:
+    """A method's foreign-checkpoint settings (``checkpoint=`` with ``format=``), else None."""
+    if not (method.get("checkpoint") and method.get("format")):
+        return None
+    from place_bench.engine.evaluate import FOREIGN_KEYS
+
+    return {k: method[k] for k in FOREIGN_KEYS if k in method}
 
 
 def _checkpoint_sha(path: Path) -> str | None:
@@ -359,7 +377,8 @@ def plan(cfg, force: bool = False, plugin_dirs: Sequence[str] = ()) -> BenchPlan
                     method=method["name"], subject=source, subject_options=subject_options,
                     init_seed=int(method.get("init_seed", 0)), task=task_name, task_name=section["type"],
                     task_cfg=section, dataset=str(dataset), fractions=entry.get("fractions") or fractions,
-                    seeds=list(entry.get("seeds") or seeds or [0]), overrides=options, depends_on=depends)
+                    seeds=list(entry.get("seeds") or seeds or [0]), overrides=options, depends_on=depends,
+                    foreign=_foreign_settings(method))
                 if encoders is not None and not needs <= encoders:
                     missing = " and ".join(sorted(needs - encoders))
                     unit.note = f"needs the {missing} encoder, which {method['name']} has not"
@@ -492,7 +511,8 @@ def eval_job(unit: EvalUnit, results_dir: str, work_dir: str, force: bool, devic
 
     get_plugin_manager(plugin_dirs)
     dataset = _open_dataset(unit.dataset, materialize=True)
-    subject = load_subject(unit.subject, unit.subject_options or None, plugin_dirs, seed=unit.init_seed)
+    subject = load_subject(unit.subject, unit.subject_options or None, plugin_dirs, seed=unit.init_seed,
+                           foreign=unit.foreign)
     summary = evaluate(subject, unit.task_cfg, dataset, ResultsStore(results_dir), fractions=unit.fractions,
                        seeds=unit.seeds, work_dir=Path(work_dir) / "eval_work", force=force,
                        device=_device(device), overrides=unit.overrides, log=log)

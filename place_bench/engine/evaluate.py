@@ -12,7 +12,11 @@ What is evaluated (:class:`Subject`) is a suite checkpoint (``.safetensors`` + c
 weights are loaded strictly) or a model config without weights: the "random init" row (every
 weight drawn from ``seed``) and the "ImageNet init" row (an image encoder reading its local
 ImageNet weights). A config subject's id is the SHA-256 of its canonical model config and seed,
-prefixed ``init:``, so it never collides with a checkpoint's.
+prefixed ``init:``, so it never collides with a checkpoint's. A foreign checkpoint (MGCA, GLoRIA,
+ConVIRT, BenchX; ``load_subject(..., foreign=dict(format=...))``) is converted in memory by its
+checkpoint adapter; its id is ``import:<hash>`` of the source file's SHA-256, the format and the
+load options (:func:`place_bench.model.importer.foreign_subject_id`), and its load report (keys
+loaded, filled, dropped, missing, unexpected; the override flags) goes into every record.
 """
 
 from __future__ import annotations
@@ -30,7 +34,11 @@ import torch
 
 from place_bench.engine.task import DatasetRef, EvalContext, Task, Unit, UnitResult
 
-__all__ = ["EvalSummary", "Subject", "build_task", "evaluate", "load_subject"]
+__all__ = ["EvalSummary", "FOREIGN_KEYS", "Subject", "build_task", "evaluate", "foreign_subject_info", "load_subject"]
+
+#: the keys of ``load_subject(..., foreign=...)`` (a benchmark method's foreign-checkpoint settings)
+FOREIGN_KEYS = ("format", "text_model", "arch", "allow_pickle", "allow_missing", "allow_unexpected", "options",
+                "label", "seed")
 
 
 @dataclasses.dataclass
@@ -55,12 +63,21 @@ class Subject:
 
 
 def load_subject(source: str | os.PathLike, cfg_options: Mapping[str, Any] | None = None,
-                 plugin_dirs: Sequence[str] = (), seed: int = 0) -> Subject:
-    """A :class:`Subject` from a ``.safetensors`` checkpoint or a model config."""
+                 plugin_dirs: Sequence[str] = (), seed: int = 0, foreign: Mapping[str, Any] | None = None) -> Subject:
+    """A :class:`Subject` from a ``.safetensors`` checkpoint, a model config, or (with ``foreign``)
+    a foreign checkpoint.
+
+    :param foreign: ``dict(format="mgca", text_model=DIR, arch=None, allow_pickle=False,
+        allow_missing=False, allow_unexpected=False, options={...}, label=None)`` (keys:
+        :data:`FOREIGN_KEYS`; all but ``format`` optional): ``source`` is then a foreign
+        checkpoint converted by :func:`place_bench.model.importer.import_foreign`.
+    """
     from place_bench import api
     from place_bench.config import to_plain
     from place_bench.model.checkpoint import build_model_from_checkpoint
 
+    if foreign is not None:
+        return _foreign_subject(source, foreign, plugin_dirs)
     if str(source).endswith(".safetensors"):
         from place_bench.plugin_manager import get_plugin_manager
 
@@ -72,6 +89,11 @@ def load_subject(source: str | os.PathLike, cfg_options: Mapping[str, Any] | Non
 
         sha = card.get("weights_sha256") or sha256_file(source)
         report = {"source": "suite checkpoint", "strict": True}
+        imported = (card.get("extra") or {}).get("import")
+        if imported:
+            from place_bench.model.importer import record_load_report
+
+            report = record_load_report(imported, "imported suite checkpoint")
         return Subject(model, sha, method, str(source), config, report)
     cfg = api.load_config(source, cfg_options, plugin_dirs)
     config = to_plain(cfg)
@@ -83,6 +105,52 @@ def load_subject(source: str | os.PathLike, cfg_options: Mapping[str, Any] | Non
     encoder = (config.get("model") or {}).get("image_encoder") or {}
     report = {"source": "config", "seed": int(seed), "image_weights": encoder.get("pretrained_path") or "random"}
     return Subject(model, sha, method, str(getattr(cfg, "filename", source)), config, report)
+
+
+def _foreign_options(foreign: Mapping[str, Any]) -> tuple[str, dict]:
+    unknown = sorted(set(foreign) - set(FOREIGN_KEYS))
+    if unknown:
+        raise ValueError(f"foreign checkpoint settings: unknown keys {unknown}; keys: {', '.join(FOREIGN_KEYS)}")
+    if not foreign.get("format"):
+        raise ValueError("foreign checkpoint settings need format= (mgca, gloria, convirt, benchx, ...)")
+    options = dict(foreign)
+    return str(options.pop("format")), options
+
+
+def _foreign_subject(source: str | os.PathLike, foreign: Mapping[str, Any], plugin_dirs: Sequence[str]) -> Subject:
+    from place_bench.model.importer import import_foreign, record_load_report
+    from place_bench.plugin_manager import get_plugin_manager
+
+    get_plugin_manager(plugin_dirs)
+    fmt, options = _foreign_options(foreign)
+    imported = import_foreign(source, fmt, **options)
+    report = record_load_report(imported.provenance, "foreign checkpoint")
+    return Subject(imported.model, imported.provenance["subject_id"], dict(imported.config["method"]), str(source),
+                   imported.config, report)
+
+
+def foreign_subject_info(source: str | os.PathLike, foreign: Mapping[str, Any],
+                         plugin_dirs: Sequence[str] = ()) -> dict[str, Any]:
+    """What a benchmark plan needs about a foreign checkpoint without loading it.
+
+    ``{"sha256": <the id load_subject(source, foreign=foreign) will have, or None when the file
+    is not there yet>, "encoders": {"image"} or {"image", "text"}}`` (the encoders every adapter
+    of the format yields; image-only formats serve no zero-shot, retrieval or probes).
+    """
+    from place_bench.model.foreign import sha256_of
+    from place_bench.model.importer import adapters_of, foreign_subject_id
+    from place_bench.plugin_manager import get_plugin_manager
+
+    get_plugin_manager(plugin_dirs)
+    fmt, options = _foreign_options(foreign)
+    adapters = adapters_of(fmt)
+    encoders = {"image"} | ({"text"} if all(a.text is not None for a in adapters) else set())
+    path = Path(source)
+    sha = None
+    if path.is_file():
+        sha = foreign_subject_id(sha256_of(path), fmt, options.get("arch"), bool(options.get("allow_missing")),
+                                 bool(options.get("allow_unexpected")), options.get("options"), options.get("seed", 0))
+    return {"sha256": sha, "encoders": encoders}
 
 
 def build_task(task_cfg: Mapping[str, Any]) -> Task:
