@@ -32,7 +32,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
-from place_bench.engine.task import DatasetRef, EvalContext, Task, Unit, UnitResult
+from place_bench.engine.task import DatasetRef, EvalContext, Task, Unit, UnitFailure, UnitResult
 
 __all__ = ["EvalSummary", "FOREIGN_KEYS", "Subject", "build_task", "evaluate", "foreign_subject_info", "load_subject"]
 
@@ -308,6 +308,13 @@ def evaluate(
     t0 = time.perf_counter()
     try:
         for result in task.run(ctx, pending):
+            if isinstance(result, UnitFailure):
+                write(result.unit, started, None, result.error)
+                done.add(result.unit)
+                log(f"{task.name} {dataset.name} fraction={result.unit.fraction} seed={result.unit.seed}: "
+                    f"failed: {result.error}")
+                started = utc_now()
+                continue
             write(result.unit, started, result, None)
             done.add(result.unit)
             value = result.metrics.get(result.primary_metric, {}).get("value")

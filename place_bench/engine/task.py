@@ -27,7 +27,7 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 import torch
 
-__all__ = ["DatasetRef", "EvalContext", "Task", "Unit", "UnitResult", "per_dataset_overrides"]
+__all__ = ["DatasetRef", "EvalContext", "Task", "Unit", "UnitFailure", "UnitResult", "per_dataset_overrides"]
 
 
 def per_dataset_overrides(by_dataset: Mapping[str, Any] | None, allowed: Iterable[str]) -> dict[str, dict]:
@@ -79,6 +79,16 @@ class UnitResult:
     files: dict[str, str] = dataclasses.field(default_factory=dict)
     item_ids: list[str] = dataclasses.field(default_factory=list)
     predictions: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass
+class UnitFailure:
+    """A task's way to fail one unit and go on with the others (e.g. a label fraction that leaves
+    no training image): the runner records ``unit`` as ``failed`` with ``error``. An exception
+    raised by ``run`` instead fails every unit not yet yielded."""
+
+    unit: Unit
+    error: str
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from place_bench.engine.feature_cache import cached_features
-from place_bench.engine.task import EvalContext, Task, Unit, UnitResult, per_dataset_overrides
+from place_bench.engine.task import EvalContext, Task, Unit, UnitFailure, UnitResult, per_dataset_overrides
 from place_bench.hookspecs import hookimpl
 from place_bench.plugins.tasks._scoring import score_classification
 
@@ -210,7 +210,11 @@ class LinearProbeTask(Task):
             rows = torch.arange(len(train.sample_ids))
             if unit.fraction is not None and unit.fraction < 1.0:
                 if unit.fraction not in subsets:
-                    subset = self._dataset(ctx, self.splits["train"], unit.fraction)
+                    try:
+                        subset = self._dataset(ctx, self.splits["train"], unit.fraction)
+                    except ValueError as exc:  # e.g. a fraction that leaves no image: this unit only
+                        yield UnitFailure(unit, f"{type(exc).__name__}: {exc}")
+                        continue
                     subsets[unit.fraction] = train.rows([r["sample_id"] for r in subset.rows])
                 rows = subsets[unit.fraction]
             head, log = train_linear_head(train.features[rows], train.targets[rows], val.features, val.targets,

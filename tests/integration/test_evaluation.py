@@ -171,3 +171,15 @@ def test_finetune_runs_through_the_cli(tiny_world, tiny_checkpoint, tmp_path):
                  "--seeds", "0", "--cfg-options", *FAST, *options]) == 0
     (record,) = records(results)
     assert record["status"] == "ok" and record["primary_metric"] == "accuracy" and record["n_test"] == 20
+
+
+def test_a_fraction_that_keeps_no_image_fails_alone(tiny_world, tiny_checkpoint, tmp_path, capsys):
+    """1 % of the tiny COVIDx train split is no image: that unit is recorded failed, naming the
+    manifest and the fraction; the 100 % unit after it is recorded ok."""
+    results = tmp_path / "results"
+    assert run_eval(tiny_checkpoint, "cls_linear", tiny_world["covidx"], results,
+                    "--fractions", "0.01", "1", "--seeds", "0") == 1
+    by_fraction = {r["fraction"]: r for r in records(results)}
+    assert by_fraction[1.0]["status"] == "ok"
+    failed = by_fraction[0.01]
+    assert failed["status"] == "failed" and "fraction 0.01" in failed["error"] and "keeps no row" in failed["error"]
