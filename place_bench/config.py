@@ -106,8 +106,14 @@ def resolve_config_path(name: str | os.PathLike, extra_dirs: Iterable[Path] = ()
     raise ConfigError(f"config {str(name)!r} not found: not a file, and not under {searched}")
 
 
-def base_files(path: Path) -> list[Path]:
-    """The ``_base_`` files a config file names directly, resolved relative to it."""
+#: A ``_base_`` entry starting with this prefix names a file under the suite's own ``configs/``
+#: folder, so a config shipped in an installed plugin package can inherit, e.g.,
+#: ``place_bench::_base_/models/tiny_vit_bert.py`` wherever the suite is installed.
+BUILTIN_PREFIX = "place_bench::"
+
+
+def _base_node(path: Path) -> tuple[ast.Assign | None, list[str]]:
+    """The ``_base_ = ...`` statement of a config file and the names it lists."""
     try:
         tree = ast.parse(path.read_text(), filename=str(path))
     except SyntaxError as exc:
@@ -119,10 +125,43 @@ def base_files(path: Path) -> list[Path]:
             try:
                 value = ast.literal_eval(node.value)
             except ValueError:
-                return []
-            names = [value] if isinstance(value, str) else list(value)
-            return [(path.parent / n).resolve() for n in names]
-    return []
+                return None, []
+            return node, [value] if isinstance(value, str) else list(value)
+    return None, []
+
+
+def _resolve_base(path: Path, name: str) -> Path:
+    if name.startswith(BUILTIN_PREFIX):
+        return (builtin_configs_root() / name[len(BUILTIN_PREFIX):]).resolve()
+    return (path.parent / name).resolve()
+
+
+def base_files(path: Path) -> list[Path]:
+    """The ``_base_`` files a config file names directly: relative to it, or under the suite's
+    ``configs/`` for names starting with :data:`BUILTIN_PREFIX`."""
+    return [_resolve_base(path, n) for n in _base_node(path)[1]]
+
+
+def _needs_rewrite(path: Path) -> bool:
+    """Whether ``path`` or a file in its ``_base_`` chain names a :data:`BUILTIN_PREFIX` base."""
+    names = _base_node(path)[1]
+    return any(n.startswith(BUILTIN_PREFIX) for n in names) or any(
+        _needs_rewrite(b) for b in base_files(path) if b.is_file())
+
+
+def _rewritten(path: Path, folder: Path) -> Path:
+    """A copy of ``path`` in ``folder`` whose ``_base_`` entries are absolute paths (themselves
+    rewritten when their chain needs it), for mmengine, which knows no :data:`BUILTIN_PREFIX`."""
+    node, _ = _base_node(path)
+    bases = []
+    for base in base_files(path):
+        bases.append(str(_rewritten(base, folder) if base.is_file() and _needs_rewrite(base) else base))
+    lines = path.read_text().splitlines(keepends=True)
+    if node is not None:
+        lines[node.lineno - 1:node.end_lineno] = [f"_base_ = {bases!r}\n"]
+    out = folder / f"{len(list(folder.iterdir()))}_{path.name}"
+    out.write_text("".join(lines))
+    return out
 
 
 def load_config(
@@ -156,6 +195,13 @@ def _read(path: Path) -> Config:
         if not base.is_file():
             raise ConfigError(f"{path}: _base_ file {str(base)!r} does not exist")
     try:
+        if _needs_rewrite(path):
+            import tempfile
+
+            with tempfile.TemporaryDirectory(prefix="place_bench_cfg_") as tmp:
+                cfg = Config.fromfile(str(_rewritten(path, Path(tmp))))
+            object.__setattr__(cfg, "_filename", str(path))  # the user's file, not the rewritten copy
+            return cfg
         return Config.fromfile(str(path))
     except ConfigError:
         raise

@@ -42,7 +42,7 @@ def place_bench_register(registrar):
     :param registrar: a :class:`place_bench.plugin_manager.Registrar` bound to this
         plugin; ``registrar.add(kind, name, obj)`` puts ``obj`` into the ``kind``
         registry (``image_encoder``, ``text_encoder``, ``head``, ``objective``,
-        ``task``, ``dataset``, ``metric``) under ``name``.
+        ``task``, ``dataset``, ``metric``, ``checkpoint_adapter``) under ``name``.
 
     Called once per plugin, when the plugin manager is first built. A name that
     another plugin already registered for the same kind is an error naming both

@@ -146,3 +146,22 @@ def test_config_show_cli(run_cli, chain):
     bad = run_cli("config", "show", str(chain), "--cfg-options", "model.embed_dimm=7")
     assert bad.returncode == 1
     assert bad.stderr.count("\n") == 1 and "model.embed_dimm" in bad.stderr
+
+
+def test_builtin_prefix_bases_resolve_from_any_folder_and_through_a_chain(tmp_path):
+    """A plugin's config outside the suite inherits the suite's _base_ files by name, also through
+    its own relative base; the loaded config keeps the user's file name."""
+    from place_bench.config import load_config
+
+    (tmp_path / "base").mkdir()
+    (tmp_path / "base" / "model.py").write_text(
+        '_base_ = ["place_bench::_base_/models/tiny_vit_bert.py"]\nmodel = dict(embed_dim=48)\n')
+    top = tmp_path / "method.py"
+    top.write_text('_base_ = [\n    "./base/model.py",\n    "place_bench::_base_/schedules/tiny_iters.py",\n]\n'
+                   'method = dict(name="m", label="M")\n')
+    cfg = load_config(top, validate=False)
+    assert cfg.model.image_encoder.model_name == "vit_tiny_patch16_224" and cfg.model.embed_dim == 48
+    assert cfg.train_cfg.max_iters == 60 and cfg.filename == str(top)
+    (tmp_path / "bad.py").write_text('_base_ = ["place_bench::_base_/models/nope.py"]\n')
+    with pytest.raises(ConfigError, match="nope.py' does not exist"):
+        load_config(tmp_path / "bad.py", validate=False)

@@ -3,12 +3,12 @@
 # pairs and 60-iteration schedule as configs/pretrain/convirt_synthetic.py, so the
 # two methods' leaderboard rows compare under one protocol.
 #
-# `_base_` paths are relative to this file: they reach the suite's configs/_base_/
-# from examples/plugin_package/configs/ in a PLACE-Bench source checkout.
+# `place_bench::` names files under the suite's own configs/ folder, wherever the suite is
+# installed (plain `_base_` paths are relative to this file).
 _base_ = [
-    "../../../configs/_base_/models/tiny_vit_bert.py",
-    "../../../configs/_base_/datasets/synthetic_pairs.py",
-    "../../../configs/_base_/schedules/tiny_iters.py",
+    "place_bench::_base_/models/tiny_vit_bert.py",
+    "place_bench::_base_/datasets/synthetic_pairs.py",
+    "place_bench::_base_/schedules/tiny_iters.py",
 ]
 
 model = dict(
