@@ -11,9 +11,9 @@ import os
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from place_bench.io import atomic_write_text
+from place_bench.io import atomic_write_bytes, atomic_write_text
 from place_bench.results.reference import load_reference_records
-from place_bench.results.render import render_csv, render_curves, render_html, render_markdown
+from place_bench.results.render import render_csv, render_curves, render_html, render_markdown, render_overview
 from place_bench.results.store import Problem, ResultsStore
 from place_bench.results.table import Cell, Column, Row, Table, build_table
 
@@ -32,8 +32,8 @@ def write_leaderboard(
 ) -> list[Path]:
     """Render the records under ``records_dir`` (one folder or several) into ``out_dir``.
 
-    Writes ``leaderboard.md``, ``leaderboard.html``, ``leaderboard.csv`` and
-    ``curves/<task>_<dataset>_<metric>.png`` (each atomically) for the requested
+    Writes ``leaderboard.md``, ``leaderboard.html``, ``leaderboard.csv``, ``leaderboard.png``
+    (an overview picture of the measured rows) and ``curves/<task>_<dataset>_<metric>.png`` (each atomically) for the requested
     ``formats``; returns the written paths. Unreadable record files are skipped and
     listed in the Markdown and HTML output. Reference records come from the
     package data unless ``include_reference`` is False.
@@ -58,6 +58,10 @@ def write_leaderboard(
             atomic_write_text(path, render(table))
             paths.append(path)
     if "png" in formats:
+        overview = render_overview(table)
+        if overview is not None:
+            atomic_write_bytes(out_dir / "leaderboard.png", overview)
+            paths.append(out_dir / "leaderboard.png")
         paths += render_curves(table, out_dir / "curves")
     return paths
 

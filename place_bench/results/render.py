@@ -1,4 +1,5 @@
-"""Renderers of a leaderboard ``Table``: Markdown, CSV, HTML and PNG label-efficiency curves.
+"""Renderers of a leaderboard ``Table``: Markdown, CSV, HTML, PNG label-efficiency curves and a
+PNG overview (the measured rows as a colour-coded grid).
 
 Every renderer shows values in % with one decimal. A measured cell reads
 ``mean ± s.d. (n=seeds) [CI low, CI high]`` (no ± for one seed, no brackets
@@ -268,3 +269,44 @@ def render_curves(
         atomic_write_bytes(path, buf.getvalue())
         paths.append(path)
     return paths
+
+
+def render_overview(table: Table, max_columns: int = 24) -> bytes | None:
+    """A PNG picture of the measured leaderboard: rows = measured rows, columns = the first
+    ``max_columns`` (task, dataset, metric, fraction) columns, cells = mean in % shaded by
+    their rank within the column (darker = better; a column with one value stays light).
+    None when nothing is measured. Agg canvas only (no pyplot)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    columns = [c for c in table.columns if any(c in r.cells and r.cells[c].mean is not None for r in table.measured)]
+    columns = columns[:max_columns]
+    rows = [r for r in table.measured if any(c in r.cells for c in columns)]
+    if not rows or not columns:
+        return None
+    values = [[(r.cells[c].mean if c in r.cells else None) for c in columns] for r in rows]
+    shades = [[0.0] * len(columns) for _ in rows]
+    for j in range(len(columns)):
+        present = sorted({v[j] for v in values if v[j] is not None})
+        if len(present) > 1:
+            for i, v in enumerate(values):
+                if v[j] is not None:
+                    shades[i][j] = present.index(v[j]) / (len(present) - 1)
+    fig = Figure(figsize=(1.0 + 0.62 * len(columns) + 0.09 * max(len(r.label) for r in rows), 1.6 + 0.32 * len(rows)),
+                 dpi=110)
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.imshow(shades, cmap="Blues", vmin=-0.25, vmax=1.6, aspect="auto")
+    for i, row_values in enumerate(values):
+        for j, v in enumerate(row_values):
+            ax.text(j, i, EMPTY if v is None else pct(v), ha="center", va="center", fontsize=7,
+                    color="white" if shades[i][j] > 0.65 else "black")
+    ax.set_yticks(range(len(rows)), [r.label + (f" [{r.variant}]" if r.variant else "") for r in rows], fontsize=7)
+    ax.set_xticks(range(len(columns)),
+                  [f"{c.task}\n{c.dataset}\n{c.metric}" + (f" {c.fraction_label}" if c.fraction is not None else "")
+                   for c in columns], fontsize=6, rotation=90)
+    ax.tick_params(length=0)
+    ax.set_title("measured leaderboard (values in %, darker = better within a column)", fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    return buf.getvalue()

@@ -157,7 +157,12 @@ def test_write_leaderboard(records, tmp_path):
     garbage.write_text("{")
     paths = write_leaderboard(tmp_path / "results", tmp_path / "board", formats=("md", "html", "csv", "png"))
     names = {p.relative_to(tmp_path / "board").as_posix() for p in paths}
-    assert {"leaderboard.md", "leaderboard.html", "leaderboard.csv", "curves/cls_linear_chexpert_auroc_macro.png"} <= names
+    assert {"leaderboard.md", "leaderboard.html", "leaderboard.csv", "leaderboard.png",
+            "curves/cls_linear_chexpert_auroc_macro.png"} <= names
+    from PIL import Image
+
+    with Image.open(tmp_path / "board" / "leaderboard.png") as picture:
+        assert picture.format == "PNG" and picture.size[0] > 200 and picture.size[1] > 100
     md = (tmp_path / "board" / "leaderboard.md").read_text()
     assert "83.0 ± 1.0 (n=3)" in md and "## Skipped record files" in md and str(garbage) in md
     assert not [p for p in (tmp_path / "board").rglob("*.tmp")]
