@@ -546,11 +546,16 @@ class BenchSummary:
 class _Progress:
     """rich.progress on a terminal; plain lines otherwise."""
 
-    def __init__(self, total: int, done: int, fancy: bool):
+    def __init__(self, total: int, done: int, fancy: bool, pending: Mapping[str, int] | None = None):
         self.total, self.done, self.running = total, done, 0
         self.fancy = fancy
         self.t0 = time.perf_counter()
         self.finished_now = 0
+        # the ETA sums, per unit kind (prepare / pretrain / eval), pending units x that kind's mean
+        # duration so far: a pretraining takes minutes where an evaluation takes seconds
+        self.pending = dict(pending or {})
+        self.durations: dict[str, list[float]] = {}
+        self.started_at: dict[str, tuple[str, float]] = {}
         self._progress = None
         if fancy:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, \
@@ -575,22 +580,35 @@ class _Progress:
     def _eta(self) -> str:
         if not self.finished_now:
             return "?"
-        rate = (time.perf_counter() - self.t0) / self.finished_now
-        return f"{rate * (self.total - self.done):.0f} s"
+        overall = (time.perf_counter() - self.t0) / self.finished_now
+        if not self.pending:
+            return f"{overall * (self.total - self.done):.0f} s"
+        seconds = 0.0
+        for kind, left in self.pending.items():
+            seen = self.durations.get(kind)
+            seconds += left * (sum(seen) / len(seen) if seen else overall)
+        return f"{seconds:.0f} s"
 
-    def start(self, name: str) -> None:
+    def start(self, name: str, kind: str | None = None) -> None:
+        self.started_at[name] = (kind or "", time.perf_counter())
         self.running += 1
         if self._progress is not None:
             self._progress.update(self._task, state=self._state(name))
         else:
             self.log(f"[{self.done}/{self.total}] start {name}")
 
-    def finish(self, name: str, state: str, started: bool = True) -> None:
+    def finish(self, name: str, state: str, started: bool = True, kind: str | None = None) -> None:
         """``started=False``: a unit settled without running (blocked); it does not count in the
         running tally or in the rate behind the ETA."""
         if started:
             self.running -= 1
             self.finished_now += 1
+            kind, t = self.started_at.pop(name, ("", time.perf_counter()))
+            if kind:
+                self.durations.setdefault(kind, []).append(time.perf_counter() - t)
+                self.pending[kind] = max(0, self.pending.get(kind, 0) - 1)
+        elif kind:
+            self.pending[kind] = max(0, self.pending.get(kind, 0) - 1)
         self.done += 1
         if self._progress is not None:
             self._progress.update(self._task, advance=1, state=self._state())
@@ -642,7 +660,11 @@ def run(p: BenchPlan, plugin_dirs: Sequence[str] = (), fancy: bool | None = None
             summary.status[unit.name] = "n/a"
     units = [*p.prepare, *p.pretrain, *p.runnable_evals]
     pending_pre = [u for u in units if u.kind != "eval" and not u.done]
-    progress = _Progress(len(units), sum(1 for u in units if u.done), fancy)
+    pending_kinds: dict[str, int] = {}
+    for u in units:
+        if not u.done:
+            pending_kinds[u.kind] = pending_kinds.get(u.kind, 0) + 1
+    progress = _Progress(len(units), sum(1 for u in units if u.done), fancy, pending_kinds)
     for u in units:
         if u.done:
             summary.status[u.name] = "skipped"
@@ -653,7 +675,7 @@ def run(p: BenchPlan, plugin_dirs: Sequence[str] = (), fancy: bool | None = None
     try:
         # 1. data and pretraining, in order (evaluations depend on them)
         for unit in pending_pre:
-            progress.start(unit.name)
+            progress.start(unit.name, unit.kind)
             try:
                 if kind == "local":
                     prepare_job(unit) if unit.kind == "prepare" else pretrain_job(unit, plugin_dirs)
@@ -680,7 +702,7 @@ def run(p: BenchPlan, plugin_dirs: Sequence[str] = (), fancy: bool | None = None
             if unit.depends_on in failed_methods:
                 summary.status[unit.name] = "blocked"
                 summary.errors[unit.name] = f"pretraining of {unit.depends_on} failed"
-                progress.finish(unit.name, "blocked", started=False)
+                progress.finish(unit.name, "blocked", started=False, kind=unit.kind)
             elif unit.done:
                 continue  # counted as skipped above
             else:
@@ -710,7 +732,7 @@ def run(p: BenchPlan, plugin_dirs: Sequence[str] = (), fancy: bool | None = None
 
         if kind == "local":
             for unit in todo:
-                progress.start(unit.name)
+                progress.start(unit.name, unit.kind)
                 try:
                     settle(unit, eval_job(unit, *args, log=progress.log), None)
                 except Exception as exc:
@@ -720,7 +742,7 @@ def run(p: BenchPlan, plugin_dirs: Sequence[str] = (), fancy: bool | None = None
             jobs = []
             for unit in todo:
                 jobs.append((unit, ex.submit(eval_job, unit, *args)))
-                progress.start(unit.name)
+                progress.start(unit.name, unit.kind)
             waiting = list(jobs)
             while waiting:
                 still = []

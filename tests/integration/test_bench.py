@@ -171,3 +171,26 @@ def test_alignment_control_config_plans_every_arm(tmp_path, monkeypatch, capsys)
             assert f"[todo] pretrain {arm}-s{seed}" in out
     assert "[todo] cls_linear random-s2 chexpert" in out
     assert "[todo] zeroshot shuffled-s1 mimic_5x200" in out and "[todo] det aligned-s0 object_cxr" in out
+
+
+def test_eta_weighs_pending_units_by_their_kind(monkeypatch):
+    """Two pretrainings of 100 s and many 1-s evaluations: the ETA counts each kind at its own pace."""
+    from place_bench.engine import bench
+
+    clock = [0.0]
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: clock[0])
+    progress = bench._Progress(total=12, done=0, fancy=False, pending={"pretrain": 2, "eval": 10})
+    progress.log = lambda message: None
+    progress.start("p1", "pretrain")
+    clock[0] = 100.0
+    progress.finish("p1", "done")
+    assert progress._eta() == "1100 s"  # evaluations not seen yet: the overall pace (100 s) for all 11
+    progress.start("p2", "pretrain")
+    clock[0] = 200.0
+    progress.finish("p2", "done")
+    progress.start("e1", "eval")
+    clock[0] = 201.0
+    progress.finish("e1", "done")
+    assert progress._eta() == "9 s"     # 9 evaluations at 1 s each, no pretraining left
+    progress.finish("e2", "blocked", started=False, kind="eval")
+    assert progress._eta() == "8 s"
