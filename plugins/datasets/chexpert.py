@@ -320,6 +320,10 @@ class CheXpertDataset:
             held = group_holdout([train.subject[i] for i in candidates.tolist()], self.n_valid, SPLIT_SEED)
             train_rows = candidates[~held]
             valid_rows = candidates[held]
+            if train_rows.size == 0:
+                raise PrepareError(
+                    f"{train.table.name}: {candidates.size} frontal images left after the 5x200 removal; holding out "
+                    f"n_valid={self.n_valid} for validation leaves none to train on (lower n_valid)")
             col = [CHEXPERT_LABELS.index(c) for c in COMPETITION_LABELS]
             strata = [tuple(int(v == 1.0) for v in train.labels[i, col]) for i in train_rows.tolist()]
             ranks = stratified_frac_ranks(strata, FRACTION_SEED)

@@ -142,6 +142,11 @@ def test_suite_is_patient_disjoint(tree, tmp_path):
     assert read_sidecar(result.sidecar_path)["subject_overlap"] == {}
 
 
+def test_suite_refuses_a_validation_holdout_that_leaves_no_training_image(tree, tmp_path):
+    with pytest.raises(PrepareError, match="n_valid=50 for validation leaves none to train on"):
+        CheXpertDataset(n_valid=50, n_per_class=1).prepare(tree, "suite", tmp_path / "out", check_images=False)
+
+
 def test_mgca_compat_reproduces_mgca_membership(tree, tmp_path):
     pd = pytest.importorskip("pandas")
     result = CheXpertDataset(n_valid=3, n_per_class=1).prepare(tree, "mgca_compat", tmp_path / "out", check_images=False)
