@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
 from torch import nn
 
 from place_bench.hookspecs import hookimpl
+from place_bench.plugins.encoders.projection import TokenwiseHead
 
 ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh}
 
 
-class SequentialProjection(nn.Module):
+class SequentialProjection(TokenwiseHead):
     """Layers in the order given; module ``i`` holds the state-dict keys ``layers.{i}.*``.
 
     Parameter-free layers keep their index, so the indices of a foreign ``nn.Sequential``
@@ -55,14 +54,6 @@ class SequentialProjection(nn.Module):
         self.layers = nn.ModuleList(modules)
         self.in_dim, self.out_dim = int(in_dim), int(out_dim)
         self.l2_normalize = l2_normalize
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        x = x.reshape(-1, shape[-1])
-        for layer in self.layers:
-            x = layer(x)
-        x = x.reshape(*shape[:-1], self.out_dim)
-        return F.normalize(x, dim=-1) if self.l2_normalize else x
 
 
 @hookimpl

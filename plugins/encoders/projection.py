@@ -11,7 +11,26 @@ from place_bench.hookspecs import hookimpl
 NORMS = {"batch": nn.BatchNorm1d, "layer": nn.LayerNorm, None: None}
 
 
-class ProjectionHead(nn.Module):
+class TokenwiseHead(nn.Module):
+    """Base of the projection heads: ``self.layers`` applied to (..., in_dim) features flattened
+    to (N, in_dim) -- so batch norm treats every leading position as a sample -- and reshaped
+    back to (..., out_dim); unit-length output when ``self.l2_normalize``. Subclasses set
+    ``layers``, ``in_dim``, ``out_dim`` and ``l2_normalize``."""
+
+    layers: nn.ModuleList
+    out_dim: int
+    l2_normalize: bool
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = x.shape
+        x = x.reshape(-1, shape[-1])
+        for layer in self.layers:
+            x = layer(x)
+        x = x.reshape(*shape[:-1], self.out_dim)
+        return F.normalize(x, dim=-1) if self.l2_normalize else x
+
+
+class ProjectionHead(TokenwiseHead):
     """Linear (``num_layers=1``) or MLP projection of (..., in_dim) features to (..., out_dim).
 
     Hidden layers are Linear -> norm -> ReLU; the last layer is Linear alone.
@@ -55,14 +74,6 @@ class ProjectionHead(nn.Module):
         self.layers = nn.ModuleList(layers)
         self.in_dim, self.out_dim = in_dim, out_dim
         self.l2_normalize = l2_normalize
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = x.shape
-        x = x.reshape(-1, shape[-1])
-        for layer in self.layers:
-            x = layer(x)
-        x = x.reshape(*shape[:-1], self.out_dim)
-        return F.normalize(x, dim=-1) if self.l2_normalize else x
 
 
 @hookimpl
