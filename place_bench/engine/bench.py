@@ -583,11 +583,15 @@ class _Progress:
         overall = (time.perf_counter() - self.t0) / self.finished_now
         if not self.pending:
             return f"{overall * (self.total - self.done):.0f} s"
-        seconds = 0.0
+        seconds, untimed = 0.0, []
         for kind, left in self.pending.items():
             seen = self.durations.get(kind)
-            seconds += left * (sum(seen) / len(seen) if seen else overall)
-        return f"{seconds:.0f} s"
+            if seen:
+                seconds += left * sum(seen) / len(seen)
+            elif left:
+                untimed.append(f"{left} {kind}")
+        # a kind not run yet has no pace of its own: say so rather than borrow another kind's
+        return f"{seconds:.0f} s" + (f" + {', '.join(untimed)} not timed yet" if untimed else "")
 
     def start(self, name: str, kind: str | None = None) -> None:
         self.started_at[name] = (kind or "", time.perf_counter())

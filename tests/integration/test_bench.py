@@ -185,7 +185,7 @@ def test_eta_weighs_pending_units_by_their_kind(monkeypatch):
     progress.start("p1", "pretrain")
     clock[0] = 100.0
     progress.finish("p1", "done")
-    assert progress._eta() == "1100 s"  # evaluations not seen yet: the overall pace (100 s) for all 11
+    assert progress._eta() == "100 s + 10 eval not timed yet"  # no evaluation has run: no pace for them
     progress.start("p2", "pretrain")
     clock[0] = 200.0
     progress.finish("p2", "done")
