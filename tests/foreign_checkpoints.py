@@ -137,16 +137,21 @@ def hf_bert_with_pooler(prefix: str, cfg: dict = TINY_BERT) -> dict[str, torch.T
     return {prefix + k: v for k, v in state.items()}
 
 
+def _mgca_encoders(image: str, text: str, arch: str) -> dict[str, torch.Tensor]:
+    """MGCA's ImageEncoder and BertEncoder with their global/local heads under ``image`` / ``text``
+    (``img_encoder_q.`` in MGCA's module, ``img_encoder.`` in its ConVIRT module)."""
+    if arch == "resnet50":
+        backbone, width, local = resnet50(image + "model."), 2048, 1024
+    else:
+        backbone, width, local = mgca_vit(image + "model.", **SMALL_VIT), SMALL_VIT["width"], SMALL_VIT["width"]
+    h = TINY_BERT["hidden_size"]
+    return {**backbone, **mgca_heads(image, width, local), **med_bert(text + "model."), **mgca_heads(text, h, h)}
+
+
 def mgca(arch: str = "resnet50") -> dict[str, torch.Tensor]:
     """The state dict of MGCA's Lightning module (mgca_module.py)."""
     _seed(1)
-    if arch == "resnet50":
-        image, width, local = resnet50("img_encoder_q.model."), 2048, 1024
-    else:
-        image, width, local = mgca_vit("img_encoder_q.model.", **SMALL_VIT), SMALL_VIT["width"], SMALL_VIT["width"]
-    h = TINY_BERT["hidden_size"]
-    state = {**image, **mgca_heads("img_encoder_q.", width, local), **med_bert("text_encoder_q.model."),
-             **mgca_heads("text_encoder_q.", h, h), "prototype_layer.weight": _r(500, EMBED)}
+    state = {**_mgca_encoders("img_encoder_q.", "text_encoder_q.", arch), "prototype_layer.weight": _r(500, EMBED)}
     for name in ("patch_local_atten_layer", "word_local_atten_layer"):  # nn.MultiheadAttention(128, 1)
         state.update({f"{name}.in_proj_weight": _r(3 * EMBED, EMBED), f"{name}.in_proj_bias": _r(3 * EMBED),
                       f"{name}.out_proj.weight": _r(EMBED, EMBED), f"{name}.out_proj.bias": _r(EMBED)})
@@ -156,13 +161,7 @@ def mgca(arch: str = "resnet50") -> dict[str, torch.Tensor]:
 def convirt(arch: str = "resnet50") -> dict[str, torch.Tensor]:
     """The state dict of MGCA's repository ConVIRT module (convirt_module.py)."""
     _seed(2)
-    if arch == "resnet50":
-        image, width, local = resnet50("img_encoder.model."), 2048, 1024
-    else:
-        image, width, local = mgca_vit("img_encoder.model.", **SMALL_VIT), SMALL_VIT["width"], SMALL_VIT["width"]
-    h = TINY_BERT["hidden_size"]
-    return {**image, **mgca_heads("img_encoder.", width, local), **med_bert("text_encoder.model."),
-            **mgca_heads("text_encoder.", h, h)}
+    return _mgca_encoders("img_encoder.", "text_encoder.", arch)
 
 
 def gloria() -> dict[str, torch.Tensor]:

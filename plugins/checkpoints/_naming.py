@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 
-from place_bench.model.adapters import Drop, Fill, KeyRule, TextSpec, Transform
+from place_bench.model.adapters import Dim, Drop, Fill, KeyRule, TextSpec, Transform
 
 RESNET50 = dict(type="timm", model_name="resnet50", local_feature_index=3)  # layer3 regions, as MGCA / GLoRIA
 VIT_B16 = dict(type="timm", model_name="vit_base_patch16_224")
@@ -97,6 +97,31 @@ MGCA_TEXT_NOTES = (
     "text: position row 0 for every token and zero token-type embeddings reproduce MGCA's BertEncoder exactly; "
     "sub-words are summed into words as MGCA's aggregate_tokens does",
 )
+
+def mgca_repository_fields(image: str, text: str, arch: str, local_heads: bool, method: str) -> dict:
+    """The ``CheckpointAdapter`` fields shared by the MGCA repository's modules (MGCA and its
+    ConVIRT): encoders under ``image`` / ``text`` (e.g. ``img_encoder_q`` / ``text_encoder_q``),
+    MGCA's global heads (and local ones with ``local_heads``), med.py BERT, MGCA's pipeline."""
+    resnet = arch == "resnet50"
+    model = dict(image_encoder=RESNET50 if resnet else VIT_B16,
+                 embed_dim=Dim(f"{image}.global_embed.head.3.weight"),
+                 image_projection=MGCA_HEAD, text_projection=MGCA_HEAD)
+    if local_heads:
+        model.update(image_local_projection=MGCA_HEAD, text_local_projection=MGCA_HEAD)
+    return dict(
+        arch=arch,
+        model=model,
+        prefixes=("module.",),
+        rules=(*image_rules(image), *mgca_head_rules(image, local_heads, "image"),
+               *med_bert_rules(text), *mgca_head_rules(text, local_heads, "text")),
+        fills=MED_BERT_FILLS,
+        transforms=MED_BERT_TRANSFORMS,
+        detect=(f"{image}.model.conv1.weight" if resnet else f"{image}.model.patch_embed.proj.weight",),
+        text=mgca_text(),
+        pipeline=MGCA_PIPELINE,
+        notes=((UPSAMPLE_NOTE.format(method=method),) if resnet else ()) + MGCA_TEXT_NOTES,
+    )
+
 
 # -- image-only imports ------------------------------------------------------------------------------
 

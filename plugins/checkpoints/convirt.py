@@ -10,7 +10,7 @@ global heads: the local heads are never trained and are dropped.
 from __future__ import annotations
 
 from place_bench.hookspecs import hookimpl
-from place_bench.model.adapters import CheckpointAdapter, Dim, Drop
+from place_bench.model.adapters import CheckpointAdapter, Drop
 from place_bench.plugins.checkpoints import _naming as n
 
 REFERENCE = "github.com/HKU-MedAI/MGCA: mgca/models/convirt/convirt_module.py, mgca/models/backbones/encoder.py"
@@ -20,32 +20,16 @@ UNTRAINED = Drop(r"^(img|text)_encoder\.local_embed\.",
 
 
 def convirt_adapter(arch: str) -> CheckpointAdapter:
-    resnet = arch == "resnet50"
-    label = "ResNet-50" if resnet else "ViT-B/16"
+    label = "ResNet-50" if arch == "resnet50" else "ViT-B/16"
     return CheckpointAdapter(
         name=f"convirt_{arch}",
         format="convirt",
-        arch=arch,
         method=dict(name="ConVIRT", label=f"ConVIRT (imported, {label})", reference="Zhang et al., arXiv 2010.00747",
                     variant="MGCA repository re-implementation"),
         source_format="PyTorch Lightning checkpoint (.ckpt) of MGCA's ConVIRT module, or its state dict",
         reference=REFERENCE,
-        model=dict(
-            image_encoder=n.RESNET50 if resnet else n.VIT_B16,
-            embed_dim=Dim("img_encoder.global_embed.head.3.weight"),
-            image_projection=n.MGCA_HEAD,
-            text_projection=n.MGCA_HEAD,
-        ),
-        prefixes=("module.",),
-        rules=(*n.image_rules("img_encoder"), *n.mgca_head_rules("img_encoder", False, "image"),
-               *n.med_bert_rules("text_encoder"), *n.mgca_head_rules("text_encoder", False, "text")),
         drops=(UNTRAINED, *n.med_bert_drops("text_encoder")),
-        fills=n.MED_BERT_FILLS,
-        transforms=n.MED_BERT_TRANSFORMS,
-        detect=("img_encoder.model.conv1.weight",) if resnet else ("img_encoder.model.patch_embed.proj.weight",),
-        text=n.mgca_text(),
-        pipeline=n.MGCA_PIPELINE,
-        notes=((n.UPSAMPLE_NOTE.format(method="MGCA's ConVIRT"),) if resnet else ()) + n.MGCA_TEXT_NOTES,
+        **n.mgca_repository_fields("img_encoder", "text_encoder", arch, local_heads=False, method="MGCA's ConVIRT"),
     )
 
 

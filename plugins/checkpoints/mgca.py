@@ -10,7 +10,7 @@ naming leftover: no momentum (``_k``) encoders exist in any commit of the public
 from __future__ import annotations
 
 from place_bench.hookspecs import hookimpl
-from place_bench.model.adapters import CheckpointAdapter, Dim, Drop
+from place_bench.model.adapters import CheckpointAdapter, Drop
 from place_bench.plugins.checkpoints import _naming as n
 
 REFERENCE = "github.com/HKU-MedAI/MGCA: mgca/models/mgca/mgca_module.py, mgca/models/backbones/encoder.py, med.py, vits.py"
@@ -23,34 +23,16 @@ PRETRAINING_ONLY = (
 
 
 def mgca_adapter(arch: str) -> CheckpointAdapter:
-    resnet = arch == "resnet50"
-    label = "ResNet-50" if resnet else "ViT-B/16"
+    label = "ResNet-50" if arch == "resnet50" else "ViT-B/16"
     return CheckpointAdapter(
         name=f"mgca_{arch}",
         format="mgca",
-        arch=arch,
         method=dict(name="MGCA", label=f"MGCA (imported, {label})", reference="Wang et al., NeurIPS 2022",
                     variant="official checkpoint"),
         source_format="PyTorch Lightning checkpoint (.ckpt) of the MGCA module, or its state dict",
         reference=REFERENCE,
-        model=dict(
-            image_encoder=n.RESNET50 if resnet else n.VIT_B16,
-            embed_dim=Dim("img_encoder_q.global_embed.head.3.weight"),
-            image_projection=n.MGCA_HEAD,
-            text_projection=n.MGCA_HEAD,
-            image_local_projection=n.MGCA_HEAD,
-            text_local_projection=n.MGCA_HEAD,
-        ),
-        prefixes=("module.",),
-        rules=(*n.image_rules("img_encoder_q"), *n.mgca_head_rules("img_encoder_q", True, "image"),
-               *n.med_bert_rules("text_encoder_q"), *n.mgca_head_rules("text_encoder_q", True, "text")),
         drops=(*PRETRAINING_ONLY, *n.med_bert_drops("text_encoder_q")),
-        fills=n.MED_BERT_FILLS,
-        transforms=n.MED_BERT_TRANSFORMS,
-        detect=("img_encoder_q.model.conv1.weight",) if resnet else ("img_encoder_q.model.patch_embed.proj.weight",),
-        text=n.mgca_text(),
-        pipeline=n.MGCA_PIPELINE,
-        notes=((n.UPSAMPLE_NOTE.format(method="MGCA"),) if resnet else ()) + n.MGCA_TEXT_NOTES,
+        **n.mgca_repository_fields("img_encoder_q", "text_encoder_q", arch, local_heads=True, method="MGCA"),
     )
 
 
