@@ -13,6 +13,9 @@ def add_bench_parser(sub) -> None:
     p.add_argument("config", help="a benchmark config (with a 'benchmark' section), e.g. benchmarks/tiny_synthetic")
     p.add_argument("--dry-run", action="store_true", help="print the plan (what is done, what is left) and exit")
     p.add_argument("--force", action="store_true", help="recompute units whose records / checkpoints exist")
+    p.add_argument("--retrain-stale", action="store_true",
+                   help="retrain methods whose checkpoint was trained with another config than the one now "
+                        "(the old run folder is moved aside to <folder>.stale-<time>)")
     _cfg_options_argument(p)
     p.set_defaults(func=cmd_bench)
 
@@ -27,7 +30,11 @@ def cmd_bench(args) -> int:
     if args.dry_run:
         return 0
     fancy = sys.stdout.isatty()
-    summary = bench.run(plan, plugin_dirs=args.plugin_dir, fancy=fancy)
+    try:
+        summary = bench.run(plan, plugin_dirs=args.plugin_dir, fancy=fancy, retrain_stale=args.retrain_stale)
+    except bench.StaleCheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if fancy:
         from rich.console import Console
 

@@ -106,6 +106,7 @@ class PretrainUnit:
     work_dir: Path
     done: bool = False
     kind: str = "pretrain"
+    stale: list = dataclasses.field(default_factory=list)  # recipe differences of an existing checkpoint
 
     @property
     def checkpoint(self) -> Path:
@@ -167,6 +168,10 @@ class BenchPlan:
     @property
     def runnable_evals(self) -> list[EvalUnit]:
         return [u for u in self.evals if u.note is None]
+
+    @property
+    def stale(self) -> list[PretrainUnit]:
+        return [u for u in self.pretrain if u.stale]
 
 
 def dataset_label(value: str) -> str:
@@ -351,6 +356,9 @@ def plan(cfg, force: bool = False, plugin_dirs: Sequence[str] = ()) -> BenchPlan
             unit = PretrainUnit(method["name"], method["pretrain"], dict(method.get("cfg_options") or {}),
                                 work_dir / "pretrain" / method["name"])
             unit.done = unit.checkpoint.is_file() and not force
+            if unit.done:
+                unit.stale = _stale_recipe(unit, plugin_dirs)
+                unit.done = not unit.stale
             if not unit.done:
                 sha = None
             depends = method["name"]
@@ -392,6 +400,17 @@ def plan(cfg, force: bool = False, plugin_dirs: Sequence[str] = ()) -> BenchPlan
                      executor=executor, device=str(bench.get("device") or "auto"), leaderboard=leaderboard,
                      prepare=prepares, pretrain=pretrains, evals=evals, force=force, control=control,
                      methods=[dict(m) for m in bench["methods"]])
+
+
+def _stale_recipe(unit: PretrainUnit, plugin_dirs) -> list[str]:
+    """How the config that trained ``unit.checkpoint`` differs from the method's config now."""
+    from place_bench import api
+    from place_bench.config import to_plain
+    from place_bench.engine.recipe import recipe_differences
+    from place_bench.model.checkpoint import read_card
+
+    trained = read_card(unit.checkpoint).get("config") or {}
+    return recipe_differences(trained, to_plain(api.load_config(unit.config, unit.cfg_options, plugin_dirs)))
 
 
 def _check_control(control: Mapping[str, Any], method_names: Sequence[str]) -> dict:
@@ -439,6 +458,13 @@ def format_plan(p: BenchPlan) -> str:
     for u in p.prepare:
         lines.append(f"  [{'done' if u.done else 'todo'}] {u.name} -> {u.manifest}")
     for u in p.pretrain:
+        if u.stale:
+            lines.append(f"  [stale] {u.name} -> {u.checkpoint}: trained with another config "
+                         f"({len(u.stale)} difference{'s' if len(u.stale) > 1 else ''}):")
+            lines.extend(f"            {line}" for line in u.stale[:8])
+            if len(u.stale) > 8:
+                lines.append(f"            ... and {len(u.stale) - 8} more")
+            continue
         lines.append(f"  [{'done' if u.done else 'todo'}] {u.name} -> {u.checkpoint}")
     total = done = 0
     for u in p.evals:
@@ -650,9 +676,30 @@ def _make_executor(executor_cfg: dict, folder: Path, extra: Mapping[str, Any] | 
     return ex
 
 
+class StaleCheckpointError(RuntimeError):
+    """A pretraining's checkpoint exists but was trained with another config."""
+
+
 def run(p: BenchPlan, plugin_dirs: Sequence[str] = (), fancy: bool | None = None,
-        write_board: bool = True) -> BenchSummary:
-    """Run the pending units of ``p`` (see the module doc) and return the summary."""
+        write_board: bool = True, retrain_stale: bool = False) -> BenchSummary:
+    """Run the pending units of ``p`` (see the module doc) and return the summary.
+
+    A stale pretraining (``p.stale``: its checkpoint was trained with another config) raises
+    :class:`StaleCheckpointError` before anything runs, unless ``retrain_stale``: then its
+    run folder is moved aside to ``<folder>.stale-<UTC time>`` (kept, never deleted) and the
+    method is trained again.
+    """
+    if p.stale and not retrain_stale:
+        lines = [f"  {u.name}: {u.checkpoint}\n" + "\n".join(f"      {d}" for d in u.stale[:8]) for u in p.stale]
+        raise StaleCheckpointError(
+            "these pretrainings' checkpoints were trained with another config than the benchmark's now:\n"
+            + "\n".join(lines)
+            + "\nEvaluating them would file their results under a recipe they were not trained with. "
+              "Retrain them with --retrain-stale (their folders are moved aside, not deleted), "
+              "or give the changed method a new name.")
+    for unit in p.stale if retrain_stale else ():
+        aside = unit.work_dir.with_name(f"{unit.work_dir.name}.stale-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+        unit.work_dir.rename(aside)
     t0 = time.perf_counter()
     if fancy is None:
         fancy = sys.stdout.isatty()

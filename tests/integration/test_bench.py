@@ -49,6 +49,26 @@ def test_tiny_benchmark_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsy
     assert record_mtimes(results) == before
     assert (work / "pretrain" / "convirt-tiny" / "model.safetensors").stat().st_mtime_ns == ckpt_mtime
 
+    # The method's recipe changes (4 -> 3 iterations): its checkpoint is stale, refused, then retrained on request.
+    suite_config = Path(__file__).resolve().parents[2] / "configs" / "benchmarks" / "tiny_synthetic.py"
+    changed = tmp_path / "changed.py"
+    changed.write_text(suite_config.read_text().replace('"train_cfg.max_iters": 4', '"train_cfg.max_iters": 3'))
+    assert main(["bench", str(changed), "--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert "[stale] pretrain convirt-tiny" in out and "train_cfg.max_iters: trained 4, now 3" in out
+    assert main(["bench", str(changed)]) == 2
+    assert "--retrain-stale" in capsys.readouterr().err
+    assert (work / "pretrain" / "convirt-tiny" / "model.safetensors").stat().st_mtime_ns == ckpt_mtime
+    assert main(["bench", str(changed), "--retrain-stale"]) == 0
+    out = capsys.readouterr().out
+    assert "0 failed" in out and "0 records written" not in out
+    (aside,) = (work / "pretrain").glob("convirt-tiny.stale-*")
+    assert (aside / "model.safetensors").stat().st_mtime_ns == ckpt_mtime
+    card = json.loads((work / "pretrain" / "convirt-tiny" / "model.json").read_text())
+    assert card["config"]["train_cfg"]["max_iters"] == 3
+    assert main(["bench", str(changed), "--dry-run"]) == 0
+    assert "[done] pretrain convirt-tiny" in capsys.readouterr().out
+
 
 def _write_config(path: Path, work: Path, methods: str, tasks: str, executor: str = 'dict(type="local")') -> Path:
     path.write_text(f"""
