@@ -1,6 +1,7 @@
 """Where do PLACE's pathology queries look? Attention mass on the synthetic lesion.
 
-Pretrains ``--config`` (default ``pretrain/place_synthetic``) for ``--iters`` iterations
+Pretrains ``--config`` (default ``pretrain/place_synthetic_resnet``: PLACE on resnet10t,
+queries over layer3's 8 x 8 grid; ``pretrain/place_synthetic`` is the tiny-ViT one) for ``--iters`` iterations
 (scheduler milestones that ended at the config's own length are moved to ``--iters``, so
 the cosine decay spans the run), then, for test studies of the synthetic world holding
 exactly one finding with a drawn region, takes the query whose V-POR best matches the
@@ -14,7 +15,13 @@ the mean share ratio, the all-query control and a per-finding breakdown; the sam
 measurement on the untrained model is the control. The measurement lives in
 ``plugins/objectives/place/localization.py``.
 
-    python benchmarks/place_localization.py [--config pretrain/place_synthetic] [--iters 300] [--studies 120]
+    python benchmarks/place_localization.py [--config pretrain/place_synthetic_resnet] [--iters 300]
+        [--pairs 512] [--studies 120] [--keep DIR]
+
+Measured 2026-12-06 (2 CPU threads): resnet config, 300 iterations on 512 pairs (274 s):
+the matched query beats a uniform map on 79.8 % of 114 studies (untrained 32.5 %), mean
+ratio 1.18 (all-query map 0.98); 600 iterations on 1024 pairs: 72.0 % of 143 (untrained
+35.7 %), ratio 1.40 (all-query 1.02). Tiny ViT, 300 iterations: 56.6 % vs 54.9 %.
 """
 
 from __future__ import annotations
@@ -38,10 +45,11 @@ def report(name: str, result, per_kind: bool = True) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="pretrain/place_synthetic")
+    parser.add_argument("--config", default="pretrain/place_synthetic_resnet")
     parser.add_argument("--iters", type=int, default=300)
     parser.add_argument("--studies", type=int, default=120)
     parser.add_argument("--pairs", type=int, default=512)
+    parser.add_argument("--keep", metavar="DIR", help="pretrain into DIR and keep the checkpoint (default: a temporary folder)")
     args = parser.parse_args()
 
     from mmengine.runner import set_random_seed
@@ -62,7 +70,7 @@ def main() -> None:
     before = {r: measure_localization(untrained, studies, pipeline, *r) for r in readings}
     start = time.time()
     with tempfile.TemporaryDirectory() as work:
-        path = run_pretrain(cfg, work_dir=Path(work))
+        path = run_pretrain(cfg, work_dir=Path(args.keep or work))
         wall = time.time() - start
         trained, _ = build_model_from_checkpoint(path)
         after = {r: measure_localization(trained, studies, pipeline, *r) for r in readings}

@@ -2,8 +2,8 @@
 
 These pin the measuring function down (an oracle map scores every study, a uniform map
 none); they do not pretrain. Whether pretraining makes the queries localize is measured
-by ``benchmarks/place_localization.py`` (at the tiny synthetic scale it does not yet do so
-reliably: see that script's output).
+by ``benchmarks/place_localization.py`` and checked by the slow
+``tests/integration/test_place_localizes.py``.
 """
 
 from __future__ import annotations

@@ -1,15 +1,21 @@
 """After a short synthetic pretraining, PLACE's best-matching query looks at the lesion.
 
-Issue 5's check at the smallest scale where it shows (measured with
-``benchmarks/place_localization.py``; below ~300 iterations the tiny model's image-report
-matching has not started and the maps stay at the untrained level). The hit rate is the share
-of single-finding test studies on which the query best matching the sentence that names the
-finding puts more attention on the lesion than a uniform map would.
+Issue 5's check, on ``configs/pretrain/place_synthetic_resnet.py`` (PLACE's objectives on timm
+resnet10t; the queries attend to layer3's 8 x 8 grid of the 128 px crop). The hit rate is the
+share of single-finding test studies on which the query best matching the sentence that names
+the finding puts more attention on the lesion than a uniform map would.
 
-Marked ``slow`` (about 2.5 minutes on 2 cores) and left out of the default test command: the
-margin over the untrained model is a few studies (measured 56.6 % vs 54.9 % of 113 with 2
-threads, 61.1 % vs 54.9 % with 1), so the check is reported, not yet relied on. Run it with
-``pytest -m slow``.
+Measured with ``benchmarks/place_localization.py`` (2026-12-06, 2 CPU threads, 120 studies of
+which 114 qualify): after 300 iterations on 512 pairs the matched query beats a uniform map on
+79.8 % of studies (untrained: 32.5 %), with a mean lesion-share ratio of 1.18 against 0.98 for
+the mean map of all queries, i.e. the attention is specific to the named finding, not a
+spatial prior. At 200 iterations the all-query map still beats the matched query (a shared
+"look at the lungs" prior); at 600 iterations on 1024 pairs: 72.0 % vs 35.7 %, ratio 1.40 vs 1.02.
+The tiny-ViT config (``place_synthetic``) does not localize at this budget (56.6 % vs 54.9 %):
+its encoder hardly learns in a few hundred CPU iterations.
+
+Marked ``slow`` (about 5 minutes on 2 cores) and left out of the default test command; run it
+with ``pytest -m slow``.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
 @pytest.mark.slow
-def test_pretrained_queries_beat_a_uniform_map_and_the_untrained_model(tmp_path):
+def test_pretrained_queries_look_at_the_named_lesion(tmp_path):
     from mmengine.runner import set_random_seed
 
     from place_bench import api
@@ -31,7 +37,7 @@ def test_pretrained_queries_beat_a_uniform_map_and_the_untrained_model(tmp_path)
     from place_bench.model.checkpoint import build_model_from_checkpoint
     from place_bench.plugins.objectives.place.localization import lesion_studies, measure_localization, pretrain_config
 
-    cfg = pretrain_config("pretrain/place_synthetic", iters=300, pairs=512,
+    cfg = pretrain_config("pretrain/place_synthetic_resnet", iters=300, pairs=512,
                           options={"data.train.source.cache_dir": str(tmp_path / "pairs"), "pretrain.log_interval": 100})
     pipeline = to_plain(cfg.data.pipeline)
     studies = lesion_studies(120, int(cfg.data.train.source.image_px))
@@ -41,6 +47,8 @@ def test_pretrained_queries_beat_a_uniform_map_and_the_untrained_model(tmp_path)
     trained = measure_localization(trained_model, studies, pipeline)
     print(f"untrained: {untrained.summary()}\npretrained: {trained.summary()}")
     assert trained.studies >= 100
-    assert trained.hit_rate > 0.5
-    assert trained.hit_rate > untrained.hit_rate
-    assert trained.mean_ratio > 1.0
+    assert trained.hit_rate > 0.6, trained.summary()
+    assert trained.hit_rate > untrained.hit_rate + 0.2, (untrained.summary(), trained.summary())
+    assert trained.mean_ratio > 1.1, trained.summary()
+    # Specific to the named finding: the matched query beats the mean map of all queries.
+    assert trained.mean_ratio > trained.all_queries_ratio + 0.05, trained.summary()

@@ -9,7 +9,8 @@ import pytest
 from place_bench import api
 from place_bench.engine.pretrain import run_pretrain
 
-METHODS = ["convirt_synthetic", "convirt_mgca_synthetic", "gloria_synthetic", "mgca_synthetic", "place_synthetic"]
+METHODS = ["convirt_synthetic", "convirt_mgca_synthetic", "gloria_synthetic", "mgca_synthetic", "place_synthetic",
+           "place_synthetic_resnet"]
 
 
 @pytest.fixture(scope="module")
