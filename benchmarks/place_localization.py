@@ -16,7 +16,7 @@ measurement on the untrained model is the control. The measurement lives in
 ``plugins/objectives/place/localization.py``.
 
     python benchmarks/place_localization.py [--config pretrain/place_synthetic_resnet] [--iters 300]
-        [--pairs 512] [--studies 120] [--keep DIR]
+        [--pairs 512] [--studies 120] [--seed N] [--keep DIR]
 
 Measured 2026-12-06 (2 CPU threads): resnet config, 300 iterations on 512 pairs (274 s):
 the matched query beats a uniform map on 79.8 % of 114 studies (untrained 32.5 %), mean
@@ -49,6 +49,7 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=300)
     parser.add_argument("--studies", type=int, default=120)
     parser.add_argument("--pairs", type=int, default=512)
+    parser.add_argument("--seed", type=int, default=None, help="pretraining seed (default: the config's)")
     parser.add_argument("--keep", metavar="DIR", help="pretrain into DIR and keep the checkpoint (default: a temporary folder)")
     args = parser.parse_args()
 
@@ -60,7 +61,8 @@ def main() -> None:
     from place_bench.model.checkpoint import build_model_from_checkpoint
     from place_bench.plugins.objectives.place.localization import MAPS, lesion_studies, measure_localization, pretrain_config
 
-    cfg = pretrain_config(args.config, args.iters, args.pairs, {"pretrain.log_interval": 50})
+    options = {"pretrain.log_interval": 50, **({"seed": args.seed} if args.seed is not None else {})}
+    cfg = pretrain_config(args.config, args.iters, args.pairs, options)
     pipeline = to_plain(cfg.data.pipeline)
     studies = lesion_studies(args.studies, int(cfg.data.train.source.image_px))
 

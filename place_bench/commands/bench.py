@@ -15,7 +15,8 @@ def add_bench_parser(sub) -> None:
     p.add_argument("--force", action="store_true", help="recompute units whose records / checkpoints exist")
     p.add_argument("--retrain-stale", action="store_true",
                    help="retrain methods whose checkpoint was trained with another config than the one now "
-                        "(the old run folder is moved aside to <folder>.stale-<time>)")
+                        "(the old run folder is moved aside to <folder>.stale-<time>, its records to "
+                        "<results>/.superseded/)")
     _cfg_options_argument(p)
     p.set_defaults(func=cmd_bench)
 

@@ -686,8 +686,9 @@ def run(p: BenchPlan, plugin_dirs: Sequence[str] = (), fancy: bool | None = None
 
     A stale pretraining (``p.stale``: its checkpoint was trained with another config) raises
     :class:`StaleCheckpointError` before anything runs, unless ``retrain_stale``: then its
-    run folder is moved aside to ``<folder>.stale-<UTC time>`` (kept, never deleted) and the
-    method is trained again.
+    run folder is moved aside to ``<folder>.stale-<UTC time>`` and its records to
+    ``<results>/.superseded/<that name>/`` (kept, never deleted, no longer on the leaderboard),
+    and the method is trained again.
     """
     if p.stale and not retrain_stale:
         lines = [f"  {u.name}: {u.checkpoint}\n" + "\n".join(f"      {d}" for d in u.stale[:8]) for u in p.stale]
@@ -698,8 +699,13 @@ def run(p: BenchPlan, plugin_dirs: Sequence[str] = (), fancy: bool | None = None
               "Retrain them with --retrain-stale (their folders are moved aside, not deleted), "
               "or give the changed method a new name.")
     for unit in p.stale if retrain_stale else ():
+        from place_bench.results.store import ResultsStore
+
+        old_sha = _checkpoint_sha(unit.checkpoint)
         aside = unit.work_dir.with_name(f"{unit.work_dir.name}.stale-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
         unit.work_dir.rename(aside)
+        if old_sha:
+            ResultsStore(p.results_dir).set_aside(old_sha, aside.name)
     t0 = time.perf_counter()
     if fancy is None:
         fancy = sys.stdout.isatty()

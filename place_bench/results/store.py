@@ -107,6 +107,29 @@ class ResultsStore:
             raise RecordError(f"{path}: {reason}")
         return record
 
+    def set_aside(self, checkpoint_sha256: str, folder: str) -> list[Path]:
+        """Move every record of one checkpoint (and the files beside it that share its key,
+        e.g. ``<key>.predictions.npz``) to ``<root>/.superseded/<folder>/<task>/<dataset>/``.
+
+        For records of a checkpoint that was replaced (a retrained stale pretraining): they
+        are kept, not deleted, but readers skip the dot-folder, so a leaderboard no longer
+        shows them beside the new checkpoint's. Returns the new paths of the records.
+        """
+        moved = []
+        for path in sorted(self.root.glob("*/*/*.json")):
+            if path.name.startswith(".") or path.parts[-3].startswith("."):
+                continue
+            record, _ = _read(path)
+            if record is None or (record.get("identity") or {}).get("checkpoint_sha256") != checkpoint_sha256:
+                continue
+            target_dir = self.root / ".superseded" / folder / path.parent.relative_to(self.root)
+            target_dir.mkdir(parents=True, exist_ok=True)
+            with self._lock(record["key"]):
+                for sibling in sorted(path.parent.glob(f"{record['key']}.*")):
+                    os.replace(sibling, target_dir / sibling.name)
+            moved.append(target_dir / path.name)
+        return moved
+
     def delete(self, key: str) -> bool:
         """Remove the record of ``key``; True if there was one."""
         with self._lock(_check_key(key)):

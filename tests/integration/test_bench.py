@@ -37,6 +37,7 @@ def test_tiny_benchmark_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsy
     board = work / "leaderboard"
     assert {"leaderboard.md", "leaderboard.html", "leaderboard.csv"} <= {p.name for p in board.iterdir()}
     assert "ConVIRT" in (board / "leaderboard.md").read_text()
+    convirt_mentions = (board / "leaderboard.md").read_text().count("ConVIRT")
     assert (work / "pretrain" / "convirt-tiny" / "model.safetensors").is_file()
 
     before = record_mtimes(results)
@@ -64,6 +65,11 @@ def test_tiny_benchmark_runs_end_to_end_and_resumes(tmp_path, monkeypatch, capsy
     assert "0 failed" in out and "0 records written" not in out
     (aside,) = (work / "pretrain").glob("convirt-tiny.stale-*")
     assert (aside / "model.safetensors").stat().st_mtime_ns == ckpt_mtime
+    # The old checkpoint's 3 records (linear probe, 2 probe records) and their predictions are kept, off the leaderboard.
+    superseded = sorted((results / ".superseded" / aside.name).glob("*/*/*"))
+    assert sorted(p.suffix for p in superseded) == [".json"] * 3 + [".npz"] * 3
+    assert len(list(results.glob("*/*/*.json"))) == 4
+    assert (board / "leaderboard.md").read_text().count("ConVIRT") == convirt_mentions  # no second ConVIRT row
     card = json.loads((work / "pretrain" / "convirt-tiny" / "model.json").read_text())
     assert card["config"]["train_cfg"]["max_iters"] == 3
     assert main(["bench", str(changed), "--dry-run"]) == 0

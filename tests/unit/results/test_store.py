@@ -137,3 +137,20 @@ def test_default_results_dir(monkeypatch, tmp_path):
     monkeypatch.delenv("PLACE_BENCH_RESULTS")
     repo = store_mod.Path(store_mod.__file__).resolve().parents[2]
     assert default_results_dir() == repo / "registry" / "results"
+
+
+def test_set_aside_moves_one_checkpoints_records_and_their_files(tmp_path, make_measured):
+    store = ResultsStore(tmp_path)
+    old = [make_measured(sha="a" * 64, seed=s) for s in (0, 1)]
+    other = make_measured(sha="b" * 64)
+    for record in (*old, other):
+        store.write(record)
+    beside = store.path_for(old[0]).with_name(f"{old[0]['key']}.predictions.npz")
+    beside.write_bytes(b"npz")
+    moved = store.set_aside("a" * 64, "convirt.stale-20261206T000000Z")
+    folder = tmp_path / ".superseded" / "convirt.stale-20261206T000000Z" / "cls_linear" / "chexpert"
+    assert sorted(moved) == sorted(folder / f"{r['key']}.json" for r in old)
+    assert (folder / beside.name).read_bytes() == b"npz" and not beside.exists()
+    assert json.loads((folder / f"{old[1]['key']}.json").read_text()) == old[1]
+    assert [r["key"] for r in store.iter_records()] == [other["key"]]  # readers skip the dot-folder
+    assert store.set_aside("a" * 64, "again") == []
