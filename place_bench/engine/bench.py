@@ -77,6 +77,9 @@ EXECUTORS = ("local", "submitit", "submitit_local")
 
 @dataclasses.dataclass
 class PrepareUnit:
+    """One ``prepare`` step. ``size``, ``seed`` and ``contrast_gain`` (the synthetic world's lesion
+    contrast multiplier, datasets.md §4.9; 1.0 = the generator's own) go to the emulator."""
+
     dataset: str
     native: str
     root: Path
@@ -84,6 +87,7 @@ class PrepareUnit:
     out: Path
     size: str = "tiny"
     seed: int = 0
+    contrast_gain: float = 1.0
     settings: dict = dataclasses.field(default_factory=dict)
     check_images: bool = True
     done: bool = False
@@ -92,6 +96,17 @@ class PrepareUnit:
     @property
     def manifest(self) -> Path:
         return self.out / self.dataset / f"{self.protocol}.parquet"
+
+    def native_conflict(self) -> str | None:
+        """Why the emulation already in ``root`` cannot serve this step (it was made with another
+        ``contrast_gain``), or None. Such a tree is neither reused nor replaced."""
+        from place_bench.plugins.datasets.synthetic.emulators import recorded_emulation
+
+        info = recorded_emulation(self.root)
+        if info is None or info["contrast_gain"] == self.contrast_gain:
+            return None
+        return (f"{self.root} holds an emulation with contrast_gain {info['contrast_gain']}, this prepare step "
+                f"asks for {self.contrast_gain}; remove it, or give the step its own root= and out=")
 
     @property
     def name(self) -> str:
@@ -316,6 +331,7 @@ def plan(cfg, force: bool = False, plugin_dirs: Sequence[str] = ()) -> BenchPlan
     from place_bench.commands.evaluate import task_config
     from place_bench.config import ConfigError
     from place_bench.engine.evaluate import build_task
+    from place_bench.plugins.datasets.synthetic.latent import check_contrast_gain
     from place_bench.results.store import ResultsStore
 
     bench = _section(cfg)
@@ -338,9 +354,13 @@ def plan(cfg, force: bool = False, plugin_dirs: Sequence[str] = ()) -> BenchPlan
                            size=step.pop("size", "tiny"), seed=int(step.pop("seed", 0)),
                            settings=dict(step.pop("settings", {})),
                            check_images=bool(step.pop("check_images", True)))
+        try:
+            unit.contrast_gain = check_contrast_gain(step.pop("contrast_gain", 1.0))
+        except ValueError as exc:
+            raise ConfigError(f"benchmark.prepare[{dataset}]: {exc}") from None
         if step:
             raise ConfigError(f"benchmark.prepare[{dataset}]: unknown key(s) {sorted(step)}")
-        unit.done = unit.manifest.is_file()
+        unit.done = unit.manifest.is_file() and unit.native_conflict() is None
         prepares.append(unit)
 
     pretrains, evals = [], []
@@ -413,6 +433,13 @@ def _stale_recipe(unit: PretrainUnit, plugin_dirs) -> list[str]:
     return recipe_differences(trained, to_plain(api.load_config(unit.config, unit.cfg_options, plugin_dirs)))
 
 
+def _stale_lines(unit: PretrainUnit, indent: str, limit: int = 8) -> list[str]:
+    lines = [indent + d for d in unit.stale[:limit]]
+    if len(unit.stale) > limit:
+        lines.append(f"{indent}... and {len(unit.stale) - limit} more")
+    return lines
+
+
 def _check_control(control: Mapping[str, Any], method_names: Sequence[str]) -> dict:
     """Validate a ``control`` section (arms of benchmark methods and their criteria) at plan time."""
     from place_bench.config import ConfigError
@@ -461,9 +488,7 @@ def format_plan(p: BenchPlan) -> str:
         if u.stale:
             lines.append(f"  [stale] {u.name} -> {u.checkpoint}: trained with another config "
                          f"({len(u.stale)} difference{'s' if len(u.stale) > 1 else ''}):")
-            lines.extend(f"            {line}" for line in u.stale[:8])
-            if len(u.stale) > 8:
-                lines.append(f"            ... and {len(u.stale) - 8} more")
+            lines.extend(_stale_lines(u, "            "))
             continue
         lines.append(f"  [{'done' if u.done else 'todo'}] {u.name} -> {u.checkpoint}")
     total = done = 0
@@ -503,8 +528,11 @@ def prepare_job(unit: PrepareUnit) -> str:
     from place_bench.registry import get_component
 
     get_plugin_manager()
+    conflict = unit.native_conflict()
+    if conflict:
+        raise ValueError(conflict)
     if not (unit.root.is_dir() and any(unit.root.iterdir())):
-        emulate(unit.native, unit.root, size=unit.size, seed=unit.seed)
+        emulate(unit.native, unit.root, size=unit.size, seed=unit.seed, contrast_gain=unit.contrast_gain)
     result = get_component("dataset", unit.dataset).obj(**unit.settings).prepare(
         unit.root, unit.protocol, unit.out, check_images=unit.check_images)
     return str(result.manifest_path)
@@ -691,7 +719,7 @@ def run(p: BenchPlan, plugin_dirs: Sequence[str] = (), fancy: bool | None = None
     and the method is trained again.
     """
     if p.stale and not retrain_stale:
-        lines = [f"  {u.name}: {u.checkpoint}\n" + "\n".join(f"      {d}" for d in u.stale[:8]) for u in p.stale]
+        lines = [line for u in p.stale for line in (f"  {u.name}: {u.checkpoint}", *_stale_lines(u, "      "))]
         raise StaleCheckpointError(
             "these pretrainings' checkpoints were trained with another config than the benchmark's now:\n"
             + "\n".join(lines)

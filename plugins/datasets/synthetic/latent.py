@@ -97,7 +97,7 @@ class SynthConfig:
     p_omit: float = 0.05
     p_false_positive: float = 0.01
     p_swap_side: float = 0.01
-    contrast_gain: float = 1.0  # calibration knob (§4.9): multiplies lesion contrast
+    contrast_gain: float = 1.0  # calibration knob (§4.9): multiplies lesion contrast; set via SampleSpec.contrast_gain
 
 
 def config_for_profile(profile: str) -> SynthConfig:
@@ -284,9 +284,27 @@ class Constraints:
     clean_text: bool = False
 
 
+def check_contrast_gain(value: Any, name: str = "contrast_gain") -> float:
+    """``value`` as a float if it is a finite number > 0, else ValueError naming ``name``."""
+    try:
+        gain = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        gain = math.nan
+    if not (math.isfinite(gain) and gain > 0):
+        raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+    return gain
+
+
 @dataclass(frozen=True)
 class SampleSpec:
-    """Everything needed to regenerate one sample."""
+    """Everything needed to regenerate one sample.
+
+    ``contrast_gain`` is the calibration knob of §4.9 (lesion contrast multiplier,
+    :attr:`SynthConfig.contrast_gain`; a finite number > 0, stored as a float). It is part of
+    the sample's identity but not of its seeding: specs that differ only in the gain give the
+    same latent record apart from ``StudyLatent.contrast_gain``, i.e. the same study with
+    its findings painted more or less strongly.
+    """
 
     seed: int
     split: str
@@ -295,6 +313,10 @@ class SampleSpec:
     attempt: int = 0
     constraints: Optional[Constraints] = None
     tags: tuple = ()  # (key, value) pairs, e.g. (("class", "Edema"), ("view", "PA"))
+    contrast_gain: float = 1.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "contrast_gain", check_contrast_gain(self.contrast_gain))
 
     def tag(self, key: str, default: Any = None) -> Any:
         return dict(self.tags).get(key, default)
@@ -746,5 +768,5 @@ __all__ = [
     "ALLOWED_ZONES", "Anatomy", "CERTAINTIES", "CHANGES", "Constraints", "DEVICE_KINDS", "Device",
     "FINDING_KINDS", "FOREIGN_KINDS", "Finding", "FindingRequest", "ForeignObject", "Nuisance",
     "PROFILES", "ReportNoise", "SEVERITIES", "SIDES", "SampleSpec", "StudyLatent", "SynthConfig",
-    "config_for_profile", "sample_latent", "seed_sequence", "stable_code",
+    "check_contrast_gain", "config_for_profile", "sample_latent", "seed_sequence", "stable_code",
 ]

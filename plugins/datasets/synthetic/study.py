@@ -90,9 +90,22 @@ def conventions() -> dict:
 
 
 def latent_from_spec(spec: SampleSpec, config: Optional[SynthConfig] = None) -> StudyLatent:
-    cfg = config if config is not None else config_for_profile(spec.profile)
+    """The latent record ``spec`` names.
+
+    Without ``config`` the profile's defaults (:func:`.latent.config_for_profile`) are used with
+    ``contrast_gain = spec.contrast_gain``. The spec is the sample's identity, so an explicit
+    ``config`` must agree with it: a different ``profile`` or ``contrast_gain`` is a ValueError
+    (neither silently wins).
+    """
+    if config is None:
+        cfg = config_for_profile(spec.profile)
+        cfg.contrast_gain = spec.contrast_gain
+    else:
+        cfg = config
     if cfg.profile != spec.profile:
         raise ValueError(f"config profile {cfg.profile!r} != spec profile {spec.profile!r}")
+    if float(cfg.contrast_gain) != spec.contrast_gain:
+        raise ValueError(f"config contrast_gain {cfg.contrast_gain!r} != spec contrast_gain {spec.contrast_gain!r}")
     return sample_latent(spec.seed, spec.split, spec.index, cfg, constraints=spec.constraints, attempt=spec.attempt)
 
 
@@ -116,9 +129,11 @@ def generate_study(seed: int, split: str, index: int, size_px=256, *, profile: s
 
     ``size_px``: int (square) or ``(H, W)``; ``mask_size`` likewise for targets
     (e.g. 1024 for RSNA / SIIM emulation). ``config`` overrides the profile's
-    default probabilities (its ``profile`` field must equal ``profile``).
+    default probabilities (its ``profile`` field must equal ``profile``); the study's
+    ``contrast_gain`` is ``config.contrast_gain`` (1.0 without a config).
     """
-    spec = SampleSpec(seed, split, index, profile, attempt, constraints)
+    gain = config.contrast_gain if config is not None else 1.0
+    spec = SampleSpec(seed, split, index, profile, attempt, constraints, contrast_gain=gain)
     return generate_from_spec(spec, size_px, config=config, with_lateral=with_lateral, mask_size=mask_size,
                               styles=styles)
 

@@ -3,9 +3,11 @@
 Each module writes one dataset tree with the real file names, columns, folder layouts and the
 quirks ``prepare`` must cope with, and exposes
 
-``emulate(out_dir, size="tiny", seed=0, image_px=None, *, workers=1, counts=None) -> EmulationResult``
+``emulate(out_dir, size="tiny", seed=0, image_px=None, *, workers=1, counts=None, contrast_gain=1.0)
+-> EmulationResult``
 
-(:class:`.common.EmulationResult`: files written, counts per split, planted quirks, the counts a
+(``contrast_gain``: the §4.9 lesion contrast multiplier, see :mod:`.common`;
+:class:`.common.EmulationResult`: files written, counts per split, planted quirks, the counts a
 correct ``prepare`` should report). Beside the native files every tree holds ``latent.jsonl``
 (the truth per study) and ``manifest_of_quirks.json``. Output is byte-identical for identical
 arguments; studies are generated and written one at a time.
@@ -30,7 +32,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from . import chexpert, covidx, iu_xray, mimic_cxr, mimic_rrg, object_cxr, rsna, siim
-from .common import LATENT_FILE, QUIRKS_FILE, EmulationResult
+from .common import LATENT_FILE, QUIRKS_FILE, EmulationResult, recorded_emulation
 
 EMULATORS: dict[str, Callable[..., EmulationResult]] = {
     "mimic_cxr": mimic_cxr.emulate,
@@ -45,12 +47,15 @@ EMULATORS: dict[str, Callable[..., EmulationResult]] = {
 DATASETS: tuple[str, ...] = tuple(EMULATORS)
 
 
-def emulate(dataset: str, out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional[int] = None,
-            **options) -> EmulationResult:
-    """Run the emulator of ``dataset`` (one of :data:`DATASETS`)."""
+def emulate(dataset: str, out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional[int] = None, *,
+            contrast_gain: float = 1.0, **options) -> EmulationResult:
+    """Run the emulator of ``dataset`` (one of :data:`DATASETS`). ``contrast_gain`` (a finite
+    number > 0, default 1.0) multiplies lesion contrast (see :mod:`.common`) and is recorded in
+    ``manifest_of_quirks.json`` and in each ``latent.jsonl`` spec."""
     if dataset not in EMULATORS:
         raise ValueError(f"unknown dataset {dataset!r}; expected one of {', '.join(DATASETS)}")
-    return EMULATORS[dataset](Path(out_dir), size=size, seed=seed, image_px=image_px, **options)
+    return EMULATORS[dataset](Path(out_dir), size=size, seed=seed, image_px=image_px, contrast_gain=contrast_gain,
+                              **options)
 
 
-__all__ = ["DATASETS", "EMULATORS", "EmulationResult", "LATENT_FILE", "QUIRKS_FILE", "emulate"]
+__all__ = ["DATASETS", "EMULATORS", "EmulationResult", "LATENT_FILE", "QUIRKS_FILE", "emulate", "recorded_emulation"]

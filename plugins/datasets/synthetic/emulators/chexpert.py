@@ -49,6 +49,7 @@ from .common import (
     resolve_counts,
     run_emulation,
     size_spec,
+    with_contrast_gain,
 )
 
 DATASET = "chexpert"
@@ -90,7 +91,7 @@ def _fmt(v) -> Optional[str]:
 
 
 def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
-              counts: Optional[Mapping[str, int]] = None) -> list[CheXpertJob]:
+              counts: Optional[Mapping[str, int]] = None, *, contrast_gain: float = 1.0) -> list[CheXpertJob]:
     c = resolve_counts(size, counts)
     px = int(image_px or size_spec(size).image_px)
     train_specs = [SampleSpec(seed, "train", i, DATASET) for i in range(c["train"] + c["valid"])]
@@ -124,7 +125,7 @@ def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
         spec = SampleSpec(seed, "valid", i, DATASET)
         sex = ("Male", "Female")[int(rng.integers(0, 2))]
         jobs.append(CheXpertJob(spec, "valid", FIRST_VALID_PATIENT + i, 1, sex, int(rng.integers(18, 91)), px))
-    return jobs
+    return with_contrast_gain(jobs, contrast_gain)
 
 
 def emulate_study(job: CheXpertJob) -> CheXpertOutput:
@@ -160,9 +161,10 @@ def emulate_study(job: CheXpertJob) -> CheXpertOutput:
 
 
 def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional[int] = None, *,
-            workers: int = 1, counts: Optional[Mapping[str, int]] = None) -> EmulationResult:
+            workers: int = 1, counts: Optional[Mapping[str, int]] = None,
+            contrast_gain: float = 1.0) -> EmulationResult:
     """Write an emulated CheXpert-v1.0-small tree into ``out_dir`` (see the module docstring)."""
-    jobs = plan_jobs(size, seed, image_px, counts)
+    jobs = plan_jobs(size, seed, image_px, counts, contrast_gain=contrast_gain)
 
     def body(w: TreeWriter):
         tables = {"train": [], "valid": []}
@@ -226,7 +228,7 @@ def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional
             "warnings": {"view_ambiguous": len(odd), "unexpected_row_count": 2},
         }
         info = {"format": "CheXpert-v1.0-small (Kaggle)", "native_version": ROOT_NAME, "size": size, "seed": seed,
-                "image_px": jobs[0].image_px if jobs else image_px,
+                "contrast_gain": float(contrast_gain), "image_px": jobs[0].image_px if jobs else image_px,
                 "splits": {"train.csv": "natural train + valid studies and the 5xN source",
                            "valid.csv": "official validation = downstream test"}}
         return counts_out, quirks, expected, info

@@ -2,8 +2,15 @@
 
 Contract every emulator follows:
 
-* ``emulate(out_dir, size="tiny", seed=0, image_px=None, *, workers=1, counts=None)``
-  writes one native dataset tree into ``out_dir`` and returns an :class:`EmulationResult`;
+* ``emulate(out_dir, size="tiny", seed=0, image_px=None, *, workers=1, counts=None,
+  contrast_gain=1.0)`` writes one native dataset tree into ``out_dir`` and returns an
+  :class:`EmulationResult`. ``contrast_gain`` (the §4.9 lesion contrast multiplier, a finite
+  number > 0) goes into every study's :class:`~..latent.SampleSpec` (``plan_jobs(...,
+  contrast_gain=)`` via :func:`with_contrast_gain`). It scales what the renderer paints for
+  lung / pleural findings (consolidation, ground glass, atelectasis, effusion, edema, nodule,
+  pneumothorax, pleural thickening; cardiomegaly, widened mediastinum and rib fractures are
+  geometry and bone, unchanged), so only pixels near those findings change -- never ids,
+  reports, labels, masks or boxes; 1.0 renders exactly what the generator renders without it;
 * the tree is built in a staging folder beside ``out_dir`` (``.<name>.emulating``) and
   renamed into place at the end, so ``out_dir`` never holds half a dataset. An existing
   ``out_dir`` is replaced only when it is empty or holds a previous emulation (it has
@@ -14,9 +21,11 @@ Contract every emulator follows:
   by ``(seed, dataset, purpose, index)``, JPEG / PNG use fixed encoder settings and no
   metadata, gzip headers carry ``mtime=0`` and no file name, DICOMs carry no dates or
   times of their own making, JSON is written with sorted keys;
-* beside the native files: ``latent.jsonl`` (one line per study: ids, the sample spec,
-  ``latent.to_dict()``, report template ids and the truth the files were built from) and
-  ``manifest_of_quirks.json`` (what was planted, and what a correct ``prepare`` should count).
+* beside the native files: ``latent.jsonl`` (one line per study: ids, the sample spec with its
+  ``contrast_gain``, ``latent.to_dict()``, report template ids and the truth the files were
+  built from) and ``manifest_of_quirks.json`` (``size``, ``seed``, ``image_px``,
+  ``contrast_gain``, what was planted, and what a correct ``prepare`` should count; a tree
+  written before the knob existed has no ``contrast_gain`` key and was made with 1.0).
   Neither is part of the real datasets; readers of the native format ignore them.
 """
 
@@ -41,6 +50,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Optional, Sequenc
 
 import numpy as np
 
+from ..latent import check_contrast_gain
 from ..sizes import SIZES, SizeSpec
 
 QUIRKS_FILE = "manifest_of_quirks.json"
@@ -50,8 +60,8 @@ PNG_COMPRESS_LEVEL = 6
 
 __all__ = [
     "EmulationResult", "LATENT_FILE", "QUIRKS_FILE", "TreeWriter", "csv_text", "dumps", "encode_jpeg", "encode_png",
-    "gzip_bytes", "id_rng", "latent_record", "map_ordered", "pick_indices", "resolve_counts", "run_emulation",
-    "size_spec", "stable_code",
+    "gzip_bytes", "id_rng", "latent_record", "map_ordered", "pick_indices", "recorded_emulation", "resolve_counts",
+    "run_emulation", "size_spec", "stable_code", "with_contrast_gain",
 ]
 
 
@@ -182,19 +192,35 @@ def dumps(obj: Any, indent: Optional[int] = None) -> str:
 
 def latent_record(spec, latent, reports: Mapping[str, Any], ids: Mapping[str, Any], **truth: Any) -> str:
     """One ``latent.jsonl`` line: ``ids`` (native identifiers and paths of the study),
-    ``spec`` (regenerate with ``generate_from_spec``), ``latent`` (``latent.to_dict()``),
-    ``template_ids`` (report style -> sentence template ids), ``report_variant`` (MIMIC
-    structural choices) and any dataset-specific ``truth`` (boxes, RLE rows ... as written)."""
+    ``spec`` (regenerate with ``generate_from_spec``; ``contrast_gain`` included), ``latent``
+    (``latent.to_dict()``), ``template_ids`` (report style -> sentence template ids),
+    ``report_variant`` (MIMIC structural choices) and any dataset-specific ``truth`` (boxes,
+    RLE rows ... as written)."""
     record = {
         "ids": dict(ids),
         "spec": {"seed": spec.seed, "split": spec.split, "index": spec.index, "profile": spec.profile,
-                 "attempt": spec.attempt, "constraints": spec.constraints, "tags": dict(spec.tags)},
+                 "attempt": spec.attempt, "constraints": spec.constraints, "tags": dict(spec.tags),
+                 "contrast_gain": spec.contrast_gain},
         "latent": latent.to_dict(),
         "template_ids": {style: list(rep.template_ids) for style, rep in sorted(reports.items())},
         "report_variant": reports["mimic"].variant if "mimic" in reports else None,
         **truth,
     }
     return dumps(record)
+
+
+def with_contrast_gain(jobs: Sequence, contrast_gain: float) -> list:
+    """``jobs`` (dataclasses with a ``spec`` field, None for a job without a study) with every
+    ``spec.contrast_gain`` set to ``contrast_gain`` (checked: a finite number > 0). The gain does
+    not enter the study seeds, so ids, latents and reports planned from the specs stay valid."""
+    gain = check_contrast_gain(contrast_gain)
+
+    def one(job):
+        if job.spec is None:
+            return job
+        return dataclasses.replace(job, spec=dataclasses.replace(job.spec, contrast_gain=gain))
+
+    return [one(job) for job in jobs]
 
 
 # ------------------------------------------------------------------ parallel map
@@ -282,6 +308,19 @@ def run_emulation(out_dir, dataset: str,
         writer.abort()
         raise
     return writer.finish(counts=counts, quirks=quirks, expected=expected, info=info)
+
+
+def recorded_emulation(root: os.PathLike | str) -> Optional[dict]:
+    """What ``root/manifest_of_quirks.json`` records (``dataset``, ``size``, ``seed``, ``image_px``,
+    ``contrast_gain`` ...), with ``contrast_gain`` 1.0 when absent (trees written before it was
+    recorded); None when ``root`` holds no readable emulation."""
+    try:
+        info = json.loads((Path(root) / QUIRKS_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict):
+        return None
+    return {**info, "contrast_gain": info.get("contrast_gain", 1.0)}
 
 
 def pick_indices(rng: np.random.Generator, n: int, k: int, exclude: Iterable[int] = ()) -> list[int]:

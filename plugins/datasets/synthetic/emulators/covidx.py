@@ -44,6 +44,7 @@ from .common import (
     resolve_counts,
     run_emulation,
     size_spec,
+    with_contrast_gain,
 )
 
 DATASET = "covidx"
@@ -97,7 +98,7 @@ def _filename(rng: np.random.Generator, source: str, patient: str, j: int) -> st
 
 
 def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
-              counts: Optional[Mapping[str, int]] = None) -> list[CovidxJob]:
+              counts: Optional[Mapping[str, int]] = None, *, contrast_gain: float = 1.0) -> list[CovidxJob]:
     c = resolve_counts(size, counts)
     px = int(image_px or size_spec(size).image_px)
     rng = id_rng(seed, DATASET, "ids")
@@ -121,7 +122,7 @@ def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
             jobs.append(CovidxJob(SampleSpec(seed, split, i, DATASET), split, patient, name, source, h, w))
             remaining -= 1
             j += 1
-    return jobs
+    return with_contrast_gain(jobs, contrast_gain)
 
 
 def emulate_study(job: CovidxJob) -> CovidxOutput:
@@ -136,9 +137,10 @@ def emulate_study(job: CovidxJob) -> CovidxOutput:
 
 
 def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional[int] = None, *,
-            workers: int = 1, counts: Optional[Mapping[str, int]] = None) -> EmulationResult:
+            workers: int = 1, counts: Optional[Mapping[str, int]] = None,
+            contrast_gain: float = 1.0) -> EmulationResult:
     """Write emulated COVIDx 9A and CXR-4 label files and images into ``out_dir``."""
-    jobs = plan_jobs(size, seed, image_px, counts)
+    jobs = plan_jobs(size, seed, image_px, counts, contrast_gain=contrast_gain)
 
     def body(w: TreeWriter):
         lines_9a = {k: [] for k in FILES_9A}
@@ -186,7 +188,8 @@ def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional
             "warnings": {},
         }
         info = {"format": "COVIDx label files (9A three-way, CXR-4 binary)", "native_version": "9A + CXR-4",
-                "size": size, "seed": seed, "image_px": int(image_px or size_spec(size).image_px),
+                "size": size, "seed": seed, "contrast_gain": float(contrast_gain),
+                "image_px": int(image_px or size_spec(size).image_px),
                 "columns": "patient_id filename class data_source (space-separated, no header)"}
         return counts_out, quirks, expected, info
 

@@ -43,6 +43,7 @@ from .common import (
     resolve_counts,
     run_emulation,
     size_spec,
+    with_contrast_gain,
 )
 
 DATASET = "iu_xray"
@@ -80,7 +81,7 @@ class IUOutput:
 
 
 def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
-              counts: Optional[Mapping[str, int]] = None) -> list[IUJob]:
+              counts: Optional[Mapping[str, int]] = None, *, contrast_gain: float = 1.0) -> list[IUJob]:
     c = resolve_counts(size, counts)
     px = int(image_px or size_spec(size).image_px)
     splits = ["train"] * c["train"] + ["val"] * c["valid"] + ["test"] * c["test"]
@@ -100,7 +101,7 @@ def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
         split = kind if kind in R2GEN_SPLITS else ""
         jobs.append(IUJob(SampleSpec(seed, "iu", pos, "iu"), uid, image_set, split, px,
                           empty_findings=kind == "empty_findings", no_images=kind == "no_images"))
-    return jobs
+    return with_contrast_gain(jobs, contrast_gain)
 
 
 def _xml(job: IUJob, findings: str, impression: str, indication: str, comparison: str, mesh: list) -> bytes:
@@ -169,9 +170,10 @@ def emulate_study(job: IUJob) -> IUOutput:
 
 
 def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional[int] = None, *,
-            workers: int = 1, counts: Optional[Mapping[str, int]] = None) -> EmulationResult:
+            workers: int = 1, counts: Optional[Mapping[str, int]] = None,
+            contrast_gain: float = 1.0) -> EmulationResult:
     """Write an emulated IU X-ray (OpenI + R2Gen) tree into ``out_dir`` (see the module docstring)."""
-    jobs = plan_jobs(size, seed, image_px, counts)
+    jobs = plan_jobs(size, seed, image_px, counts, contrast_gain=contrast_gain)
 
     def body(w: TreeWriter):
         ann = {s: [] for s in R2GEN_SPLITS}
@@ -208,7 +210,7 @@ def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional
             "warnings": {},
         }
         info = {"format": "IU X-ray: OpenI ecgen-radiology XML + PNG, R2Gen annotation.json",
-                "native_version": "R2Gen iu_xray", "size": size, "seed": seed,
+                "native_version": "R2Gen iu_xray", "size": size, "seed": seed, "contrast_gain": float(contrast_gain),
                 "image_px": int(image_px or size_spec(size).image_px)}
         return counts_out, quirks, expected, info
 

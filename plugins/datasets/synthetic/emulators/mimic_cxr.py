@@ -63,6 +63,7 @@ from .common import (
     resolve_counts,
     run_emulation,
     size_spec,
+    with_contrast_gain,
 )
 
 DATASET = "mimic_cxr"
@@ -151,7 +152,7 @@ def _unique(rng: np.random.Generator, lo: int, hi: int, used: set) -> int:
 
 
 def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
-              counts: Optional[Mapping[str, int]] = None) -> list[MimicJob]:
+              counts: Optional[Mapping[str, int]] = None, *, contrast_gain: float = 1.0) -> list[MimicJob]:
     """The studies of an emulation, in writing order (train, validate, test natural, 5xN).
     Pure function of the arguments; no pixels or reports are generated (5xN selection reads
     report labels)."""
@@ -196,7 +197,7 @@ def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
         jobs.append(MimicJob(spec, split, subject, study, date, time_s, px,
                              second_frontal=i in second, missing_image=i in missing_image,
                              report_override="empty" if i in empty else "missing" if i in missing_report else ""))
-    return jobs
+    return with_contrast_gain(jobs, contrast_gain)
 
 
 def layout(job: MimicJob) -> MimicLayout:
@@ -342,10 +343,11 @@ FLAG_KEYS = ("no_findings_section", "no_impression_section", "combined_header", 
 
 
 def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional[int] = None, *,
-            workers: int = 1, counts: Optional[Mapping[str, int]] = None, gzip_csv: bool = True) -> EmulationResult:
+            workers: int = 1, counts: Optional[Mapping[str, int]] = None, gzip_csv: bool = True,
+            contrast_gain: float = 1.0) -> EmulationResult:
     """Write an emulated MIMIC-CXR-JPG + reports tree into ``out_dir`` (see the module docstring).
     ``image_px``: side of the square images (default: the size's ``image_px``)."""
-    jobs = plan_jobs(size, seed, image_px, counts)
+    jobs = plan_jobs(size, seed, image_px, counts, contrast_gain=contrast_gain)
     ext = ".csv.gz" if gzip_csv else ".csv"
 
     def body(w: TreeWriter):
@@ -422,7 +424,8 @@ def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional
                          "empty_report": len(states["empty"])},
         }
         info = {"format": f"MIMIC-CXR-JPG {VERSION} + MIMIC-CXR reports", "native_version": VERSION,
-                "size": size, "seed": seed, "image_px": jobs[0].image_px if jobs else image_px,
+                "size": size, "seed": seed, "contrast_gain": float(contrast_gain),
+                "image_px": jobs[0].image_px if jobs else image_px,
                 "splits": {"train": "official train", "validate": "official validate",
                            "test": "official test: natural studies + synthetic 5xN (latent split '5xn')"}}
         return counts_out, planted, expected, info

@@ -6,7 +6,7 @@ image: ``{"id": <dicom_id>, "study_id": <int>, "subject_id": <int>, "report": <f
 relative to the image root (R2Gen's ``images/`` folder, i.e. MIMIC-CXR-JPG's ``files/``).
 
 The studies, ids and reports are exactly those of :mod:`.mimic_cxr` for the same ``size``,
-``seed``, ``image_px`` and ``counts`` (official ``train`` / ``validate`` / ``test`` -> ``train`` /
+``seed``, ``image_px``, ``counts`` and ``contrast_gain`` (official ``train`` / ``validate`` / ``test`` -> ``train`` /
 ``val`` / ``test``). As R2Gen did, a study enters only with a non-empty FINDINGS section (no
 missing / empty report, no findings-less or combined-header report) and only its images that
 exist on disk (every view, laterals included).
@@ -85,9 +85,9 @@ def _layout_entries(job: MimicJob) -> RRGOutput:
 
 def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional[int] = None, *,
             workers: int = 1, counts: Optional[Mapping[str, int]] = None,
-            mimic_root: Optional[Path] = None) -> EmulationResult:
+            mimic_root: Optional[Path] = None, contrast_gain: float = 1.0) -> EmulationResult:
     """Write R2Gen's MIMIC ``annotation.json`` (and, without ``mimic_root``, its images)."""
-    jobs = plan_jobs(size, seed, image_px, counts)
+    jobs = plan_jobs(size, seed, image_px, counts, contrast_gain=contrast_gain)
     out_dir = Path(out_dir)
     if mimic_root is not None:
         image_root = Path(os.path.relpath(Path(mimic_root).resolve() / "files", out_dir.resolve())).as_posix()
@@ -120,7 +120,8 @@ def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional
                     "patients": len({e["subject_id"] for entries in ann.values() for e in entries}),
                     "positives": None, "warnings": {}}
         info = {"format": "R2Gen MIMIC-CXR annotation.json", "native_version": "R2Gen mimic_cxr", "size": size,
-                "seed": seed, "image_px": jobs[0].image_px if jobs else image_px, "image_root": image_root}
+                "seed": seed, "contrast_gain": float(contrast_gain), "image_px": jobs[0].image_px if jobs else image_px,
+                "image_root": image_root}
         return counts_out, quirks, expected, info
 
     return run_emulation(out_dir, DATASET, body)

@@ -56,6 +56,7 @@ from .common import (
     resolve_counts,
     run_emulation,
     size_spec,
+    with_contrast_gain,
 )
 
 DATASET = "object_cxr"
@@ -133,7 +134,7 @@ def _all_types_spec(seed: int, index: int, max_attempts: int = 500) -> SampleSpe
 
 
 def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
-              counts: Optional[Mapping[str, int]] = None) -> list[ObjectJob]:
+              counts: Optional[Mapping[str, int]] = None, *, contrast_gain: float = 1.0) -> list[ObjectJob]:
     c = resolve_counts(size, counts)
     base = int(image_px or 2 * size_spec(size).image_px)
     rng = id_rng(seed, DATASET, "sizes")
@@ -147,7 +148,7 @@ def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
             h = int(round(base * rng.uniform(1.0, 1.4)))
             w = int(round(base * rng.uniform(0.85, 1.25)))
             jobs.append(ObjectJob(spec, split, number, h, w))
-    return jobs
+    return with_contrast_gain(jobs, contrast_gain)
 
 
 def emulate_study(job: ObjectJob) -> ObjectOutput:
@@ -165,10 +166,11 @@ def emulate_study(job: ObjectJob) -> ObjectOutput:
 
 
 def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional[int] = None, *,
-            workers: int = 1, counts: Optional[Mapping[str, int]] = None) -> EmulationResult:
+            workers: int = 1, counts: Optional[Mapping[str, int]] = None,
+            contrast_gain: float = 1.0) -> EmulationResult:
     """Write an emulated Object-CXR tree into ``out_dir`` (see the module docstring).
     ``image_px``: base image side (default: twice the size's ``image_px``)."""
-    jobs = plan_jobs(size, seed, image_px, counts)
+    jobs = plan_jobs(size, seed, image_px, counts, contrast_gain=contrast_gain)
 
     def body(w: TreeWriter):
         tables = {s: [] for s, _, _ in SPLITS}
@@ -204,7 +206,7 @@ def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional
             "warnings": {},
         }
         info = {"format": "Object-CXR (MIDL 2020)", "native_version": "object-CXR", "size": size, "seed": seed,
-                "image_px": int(image_px or 2 * size_spec(size).image_px),
+                "contrast_gain": float(contrast_gain), "image_px": int(image_px or 2 * size_spec(size).image_px),
                 "coordinates": "integer pixels of the stored image, origin at the top-left corner"}
         return stats, quirks, expected, info
 

@@ -52,6 +52,7 @@ from .common import (
     resolve_counts,
     run_emulation,
     size_spec,
+    with_contrast_gain,
 )
 from .dicom import PYDICOM_ROOT, dicom_bytes
 
@@ -116,7 +117,7 @@ def _multi_box_spec(seed: int, index: int, px: int, max_attempts: int = 20) -> S
 
 
 def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
-              counts: Optional[Mapping[str, int]] = None) -> list[RSNAJob]:
+              counts: Optional[Mapping[str, int]] = None, *, contrast_gain: float = 1.0) -> list[RSNAJob]:
     c = resolve_counts(size, counts)
     n = c["dicom_images"]
     px = int(image_px or size_spec(size).dicom_px)
@@ -142,7 +143,7 @@ def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
             spec = SampleSpec(seed, "train", i, DATASET)
         jobs.append(RSNAJob(spec, pid, stem, px, 12 if i in bits12 else 8,
                             "MONOCHROME1" if i in mono1 else "MONOCHROME2", int(rng.integers(18, 91))))
-    return jobs
+    return with_contrast_gain(jobs, contrast_gain)
 
 
 def _num(v: float) -> str:
@@ -175,10 +176,11 @@ def emulate_study(job: RSNAJob) -> RSNAOutput:
 
 
 def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional[int] = None, *,
-            workers: int = 1, counts: Optional[Mapping[str, int]] = None) -> EmulationResult:
+            workers: int = 1, counts: Optional[Mapping[str, int]] = None,
+            contrast_gain: float = 1.0) -> EmulationResult:
     """Write an emulated RSNA stage-2 tree into ``out_dir`` (see the module docstring).
     ``image_px``: side of the DICOM images (default: the size's ``dicom_px``, 1024)."""
-    jobs = plan_jobs(size, seed, image_px, counts)
+    jobs = plan_jobs(size, seed, image_px, counts, contrast_gain=contrast_gain)
 
     def body(w: TreeWriter):
         labels, classes = [], []
@@ -219,7 +221,8 @@ def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional
                     "tiny and small",
         }
         info = {"format": "RSNA Pneumonia Detection Challenge, Kaggle stage 2", "native_version": "stage_2",
-                "size": size, "seed": seed, "image_px": jobs[0].image_px if jobs else image_px,
+                "size": size, "seed": seed, "contrast_gain": float(contrast_gain),
+                "image_px": jobs[0].image_px if jobs else image_px,
                 "coordinates": "pixels of the stored image; x, y = upper-left corner; width/height in pixels"}
         return counts_out, quirks, expected, info
 

@@ -52,6 +52,7 @@ from .common import (
     resolve_counts,
     run_emulation,
     size_spec,
+    with_contrast_gain,
 )
 from .dicom import dicom_bytes
 
@@ -102,7 +103,7 @@ def _patient_id(rng: np.random.Generator) -> str:
 
 
 def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
-              counts: Optional[Mapping[str, int]] = None) -> list[SIIMJob]:
+              counts: Optional[Mapping[str, int]] = None, *, contrast_gain: float = 1.0) -> list[SIIMJob]:
     c = resolve_counts(size, counts)
     n = c["dicom_images"]
     px = int(image_px or size_spec(size).dicom_px)
@@ -121,7 +122,7 @@ def plan_jobs(size: str, seed: int, image_px: Optional[int] = None,
     if n:
         study, series, sop = kaggle_uids(rng, used)
         jobs.append(SIIMJob(None, sop, study, series, _patient_id(rng), px))  # listed, no DICOM
-    return jobs
+    return with_contrast_gain(jobs, contrast_gain)
 
 
 def _split_rows(mask: np.ndarray) -> list[np.ndarray]:
@@ -167,10 +168,11 @@ def emulate_study(job: SIIMJob) -> SIIMOutput:
 
 
 def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional[int] = None, *,
-            workers: int = 1, counts: Optional[Mapping[str, int]] = None) -> EmulationResult:
+            workers: int = 1, counts: Optional[Mapping[str, int]] = None,
+            contrast_gain: float = 1.0) -> EmulationResult:
     """Write an emulated SIIM-ACR stage-1 tree into ``out_dir`` (see the module docstring).
     ``image_px``: side of the DICOM images and of the RLE grid (default 1024)."""
-    jobs = plan_jobs(size, seed, image_px, counts)
+    jobs = plan_jobs(size, seed, image_px, counts, contrast_gain=contrast_gain)
 
     def body(w: TreeWriter):
         stage1 = ["ImageId, EncodedPixels\n"]
@@ -218,7 +220,8 @@ def emulate(out_dir: Path, size: str = "tiny", seed: int = 0, image_px: Optional
                          "unexpected_row_count": 1},
         }
         info = {"format": "SIIM-ACR Pneumothorax Segmentation, Kaggle stage 1", "native_version": "stage_1",
-                "size": size, "seed": seed, "image_px": jobs[0].image_px if jobs else image_px,
+                "size": size, "seed": seed, "contrast_gain": float(contrast_gain),
+                "image_px": jobs[0].image_px if jobs else image_px,
                 "rle": "relative SIIM RLE over column-major pixels of the stored image (index = col * H + row)"}
         return counts_out, quirks, expected, info
 
