@@ -6,13 +6,16 @@ share of single-finding test studies on which the query best matching the senten
 the finding puts more attention on the lesion than a uniform map would.
 
 Measured with ``benchmarks/place_localization.py`` (2026-12-06, 2 CPU threads, 120 studies of
-which 114 qualify): after 300 iterations on 512 pairs the matched query beats a uniform map on
-79.8 % of studies (untrained: 32.5 %), with a mean lesion-share ratio of 1.18 against 0.98 for
-the mean map of all queries, i.e. the attention is specific to the named finding, not a
-spatial prior. At 200 iterations the all-query map still beats the matched query (a shared
-"look at the lungs" prior); at 600 iterations on 1024 pairs: 72.0 % vs 35.7 %, ratio 1.40 vs 1.02.
-The tiny-ViT config (``place_synthetic``) does not localize at this budget (56.6 % vs 54.9 %):
-its encoder hardly learns in a few hundred CPU iterations.
+which 114 qualify), 300 iterations on 512 pairs, pretraining seeds 0 / 1 / 2: the matched
+query beats a uniform map on 79.8 / 76.3 / 53.5 % of studies (untrained: 32.5 / 58.8 / 38.6 %);
+its mean lesion-share ratio (share / uniform share) is 1.18 / 1.26 / 1.20, against 0.98 / 0.99 /
+1.00 for the mean map of all queries and ~0.99 untrained, i.e. the attention is specific to the
+named finding, not a spatial prior. The hit rate swings with the seed (small lesions, atelectasis
+and nodules, cover less than one 16 px cell); the ratio does not. At 200 iterations the all-query
+map still beats the matched query (a shared "look at the lungs" prior); 600 iterations on 1024
+pairs (seed 0): 72.0 % vs 35.7 %, ratio 1.40 vs 1.02. The tiny-ViT config (``place_synthetic``)
+does not localize at this budget (56.6 % vs 54.9 %): its encoder hardly learns in a few hundred
+CPU iterations. The bounds below hold for all three seeds; the test runs seed 0.
 
 Marked ``slow`` (about 5 minutes on 2 cores) and left out of the default test command; run it
 with ``pytest -m slow``.
@@ -35,7 +38,7 @@ def test_pretrained_queries_look_at_the_named_lesion(tmp_path):
     from place_bench.config import to_plain
     from place_bench.engine.pretrain import run_pretrain
     from place_bench.model.checkpoint import build_model_from_checkpoint
-    from place_bench.plugins.objectives.place.localization import lesion_studies, measure_localization, pretrain_config
+    from place_bench.plugins.objectives.place.localization import lesion_studies, measure_localization, pretrain_config, query_similarity
 
     cfg = pretrain_config("pretrain/place_synthetic_resnet", iters=300, pairs=512,
                           options={"data.train.source.cache_dir": str(tmp_path / "pairs"), "pretrain.log_interval": 100})
@@ -47,8 +50,11 @@ def test_pretrained_queries_look_at_the_named_lesion(tmp_path):
     trained = measure_localization(trained_model, studies, pipeline)
     print(f"untrained: {untrained.summary()}\npretrained: {trained.summary()}")
     assert trained.studies >= 100
-    assert trained.hit_rate > 0.6, trained.summary()
-    assert trained.hit_rate > untrained.hit_rate + 0.2, (untrained.summary(), trained.summary())
+    assert trained.hit_rate > 0.5, trained.summary()
+    assert trained.hit_rate > untrained.hit_rate + 0.1, (untrained.summary(), trained.summary())
     assert trained.mean_ratio > 1.1, trained.summary()
     # Specific to the named finding: the matched query beats the mean map of all queries.
-    assert trained.mean_ratio > trained.all_queries_ratio + 0.05, trained.summary()
+    assert trained.mean_ratio > trained.all_queries_ratio + 0.1, trained.summary()
+    # The queries did not collapse: their V-PORs are at least as spread as random directions.
+    similarity, bound = query_similarity(trained_model, studies[:32], pipeline)
+    assert similarity < bound, (similarity, bound)

@@ -17,6 +17,12 @@ model = dict(
         dict(type="siglip", temperature_init=10.0, bias_init=-10.0, learnable=True),
     ],
 )
+# The learnt temperature and bias are scalars of the loss, not weights: no weight decay
+# (mmengine's paramwise_cfg matches the parameter names "...objectives.0.log_temperature").
+optim_wrapper = dict(paramwise_cfg=dict(custom_keys={
+    "objectives.0.log_temperature": dict(decay_mult=0.0),
+    "objectives.0.bias": dict(decay_mult=0.0),
+}))
 # The method card: `label` names the leaderboard row of every checkpoint this config trains.
 method = dict(
     name="SigLIP",

@@ -189,6 +189,28 @@ def measure_localization(model, studies, pipeline: dict, select: str = "finding"
     return result
 
 
+def query_similarity(model, studies, pipeline: dict) -> tuple[float, float]:
+    """(mean, bound): the mean |cosine| between different queries' V-PORs of one image, over
+    ``studies``, and the same mean for independent random directions of that dimension,
+    sqrt(2 / (pi d)). Collapsed queries sit near 1; diverse ones below the bound."""
+    from place_bench.data.images import CXRTransform
+    from place_bench.data.pairs import caption
+
+    transform = CXRTransform(**dict(pipeline, train=False))
+    images = torch.stack([transform.apply(study.frontal)[0] for study, _ in studies])
+    texts = [caption(dict(s.reports["mimic"].sections, report=s.reports["mimic"].text)) for s, _ in studies]
+    pcma = next(o for o in model.objectives if hasattr(o, "observe"))
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        vpor = torch.nn.functional.normalize(pcma.observe(model.pair_outputs(images, texts))["vpor"].float(), dim=-1)
+    model.train(was_training)
+    n_queries, dim = vpor.shape[1:]
+    off_diagonal = ~torch.eye(n_queries, dtype=torch.bool)
+    mean = float((vpor @ vpor.transpose(1, 2)).abs()[:, off_diagonal].mean())
+    return mean, float(np.sqrt(2 / (np.pi * dim)))
+
+
 def pretrain_config(name: str = "pretrain/place_synthetic", iters: int | None = None, pairs: int | None = None, options=None):
     """Load a pretraining config for a localization run of ``iters`` iterations.
 

@@ -115,3 +115,26 @@ def test_bad_arguments(SigmoidPairLoss):
         SigmoidPairLoss(temperature_init=0)
     with pytest.raises(ValueError, match="as many reports as images"):
         SigmoidPairLoss()(outputs(V, T[:2]))
+
+
+def test_example_config_keeps_weight_decay_off_the_learnt_temperature_and_bias(SigmoidPairLoss):
+    """The plugin's config names the loss scalars in mmengine's paramwise_cfg; the optimizer
+    built from it (on a module named like the suite's PretrainModel: ``vlm.objectives.0.*``)
+    gives them weight decay 0 and every other weight the schedule's."""
+    from mmengine.optim import build_optim_wrapper
+    from torch import nn
+
+    from place_bench.config import load_config, to_plain
+
+    cfg = load_config(SIGLIP_FILE.parents[2] / "configs" / "siglip_tiny.py", validate=False)
+    model = nn.Module()
+    model.vlm = nn.Module()
+    model.vlm.objectives = nn.ModuleList([SigmoidPairLoss(temperature_init=10.0, bias_init=-10.0, learnable=True)])
+    model.vlm.image_projection = nn.Linear(4, 4)
+    wrapper = build_optim_wrapper(model, to_plain(cfg.optim_wrapper))
+    decay = {name: group["weight_decay"] for name, p in model.named_parameters()
+             for group in wrapper.optimizer.param_groups if any(p is q for q in group["params"])}
+    base = float(cfg.optim_wrapper.optimizer.weight_decay)
+    assert base > 0
+    assert decay == {"vlm.objectives.0.log_temperature": 0.0, "vlm.objectives.0.bias": 0.0,
+                     "vlm.image_projection.weight": base, "vlm.image_projection.bias": base}
