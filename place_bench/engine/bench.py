@@ -99,14 +99,20 @@ class PrepareUnit:
 
     def native_conflict(self) -> str | None:
         """Why the emulation already in ``root`` cannot serve this step (it was made with another
-        ``contrast_gain``), or None. Such a tree is neither reused nor replaced."""
+        ``size``, ``seed`` or ``contrast_gain``), or None. Such a tree is neither reused nor
+        replaced. A folder without an emulation record (a real dataset copy) never conflicts."""
         from place_bench.plugins.datasets.synthetic.emulators import recorded_emulation
 
         info = recorded_emulation(self.root)
-        if info is None or info["contrast_gain"] == self.contrast_gain:
+        if info is None:
             return None
-        return (f"{self.root} holds an emulation with contrast_gain {info['contrast_gain']}, this prepare step "
-                f"asks for {self.contrast_gain}; remove it, or give the step its own root= and out=")
+        wanted = {"size": self.size, "seed": self.seed, "contrast_gain": self.contrast_gain}
+        differ = [f"{key} {info.get(key)!r} (this step: {value!r})" for key, value in wanted.items()
+                  if info.get(key) != value]
+        if not differ:
+            return None
+        return (f"{self.root} holds an emulation with {', '.join(differ)}; "
+                f"remove it, or give the step its own root= and out=")
 
     @property
     def name(self) -> str:

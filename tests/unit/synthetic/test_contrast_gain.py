@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -254,6 +255,13 @@ def test_a_prepare_step_emulates_with_its_gain_and_refuses_a_tree_made_with_anot
     (other,) = _bench_plan(tmp_path, 'dict(dataset="covidx", contrast_gain=2.0)').prepare
     assert not other.done
     before = _digest(unit.root)
-    with pytest.raises(ValueError, match="holds an emulation with contrast_gain 1.5, this prepare step asks for 2.0"):
+    with pytest.raises(ValueError, match=r"holds an emulation with contrast_gain 1.5 \(this step: 2.0\)"):
         prepare_job(other)
+    assert _digest(unit.root) == before
+    # ... or another size or seed
+    for step, named in (('size="small"', "size 'tiny' (this step: 'small')"), ("seed=3", "seed 0 (this step: 3)")):
+        (other,) = _bench_plan(tmp_path, f'dict(dataset="covidx", contrast_gain=1.5, {step})').prepare
+        assert not other.done
+        with pytest.raises(ValueError, match=re.escape(named)):
+            prepare_job(other)
     assert _digest(unit.root) == before
