@@ -18,7 +18,7 @@ def add_evaluate_parsers(sub) -> None:
                                                  "config file; a name loads configs/_base_/tasks/<name>.py when present")
     p.add_argument("--dataset", required=True, nargs="+", metavar="MANIFEST",
                    help="prepared manifest(s) (<out>/<dataset>/<protocol>.parquet or its folder); "
-                        f"'{SYNTHETIC_PROBES}[:probe]' writes and uses the synthetic probe sets")
+                        f"'{SYNTHETIC_PROBES}[:probe][?contrast_gain=G&n=N&...]' writes and uses the synthetic probe sets")
     p.add_argument("--root", help="native dataset folder (default: the manifest sidecar's native_root)")
     p.add_argument("--fractions", nargs="+", type=float, help="label fractions (default: the task config's)")
     p.add_argument("--seeds", nargs="+", type=int, help="seeds (default: the task config's, else 0)")
@@ -109,15 +109,16 @@ def override_by_dataset(section: dict, cfg_options) -> dict:
 
 def datasets_of(values, root):
     from place_bench.engine.task import DatasetRef
+    from place_bench.plugins.datasets.synthetic.probes_manifest import is_probe_entry
 
     refs = []
     for value in values:
-        if value.split(":")[0] == SYNTHETIC_PROBES and not Path(value).exists():
-            from place_bench.plugins.datasets.synthetic.probes_manifest import PROBES, SyntheticProbes
+        if is_probe_entry(value) and not Path(value).exists():
+            from place_bench.plugins.datasets.synthetic.probes_manifest import SyntheticProbes, parse_probe_entry
 
-            names = [value.split(":", 1)[1]] if ":" in value else list(PROBES)
+            names, settings = parse_probe_entry(value)
             for name in names:
-                refs.append(DatasetRef.open(SyntheticProbes(name).materialize()))
+                refs.append(DatasetRef.open(SyntheticProbes(name, **settings).materialize()))
             continue
         refs.append(DatasetRef.open(value, root))
     return refs

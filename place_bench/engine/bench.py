@@ -283,17 +283,17 @@ def _checkpoint_sha(path: Path) -> str | None:
 
 def _open_dataset(value: str, materialize: bool):
     """The DatasetRef of a benchmark dataset entry, or None when it is not there yet (plan time)."""
-    from place_bench.commands.evaluate import SYNTHETIC_PROBES, datasets_of
+    from place_bench.commands.evaluate import datasets_of
     from place_bench.engine.task import DatasetRef
+    from place_bench.plugins.datasets.synthetic.probes_manifest import (SyntheticProbes, is_probe_entry,
+                                                                          parse_probe_entry)
 
-    if value.split(":")[0] == SYNTHETIC_PROBES and not Path(value).exists():
+    if is_probe_entry(value) and not Path(value).exists():
         if not materialize:
-            from place_bench.plugins.datasets.synthetic.probes_manifest import SyntheticProbes
-
-            name = value.split(":", 1)[1] if ":" in value else None
-            if name is None:
+            names, settings = parse_probe_entry(value)
+            if len(names) != 1:
                 return None
-            manifest = SyntheticProbes(name).native_root / "suite.parquet"
+            manifest = SyntheticProbes(names[0], **settings).native_root / "suite.parquet"
             return DatasetRef.open(manifest) if manifest.is_file() else None
         refs = datasets_of([value], None)
         if len(refs) != 1:

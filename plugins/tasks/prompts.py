@@ -305,8 +305,11 @@ def prompts_for(
     the prompt set's own order). Prompts are drawn over the whole set's vocabulary first, so a
     subset or reordering of classes gets the same prompts per class. Raises ``ValueError`` naming
     the dataset when it has no prompt set, ``ValueError`` naming classes it does not cover."""
+    from place_bench.plugins.datasets.synthetic.probes_manifest import probe_base_dataset
+
     try:
-        prompt_set = PROMPT_SETS[dataset_name]
+        # a probe set made with another contrast gain has its probe's classes and prompts
+        prompt_set = PROMPT_SETS[probe_base_dataset(dataset_name)]
     except KeyError:
         raise ValueError(
             f"no zero-shot prompt set for dataset {dataset_name!r}; known: {', '.join(sorted(PROMPT_SETS))}"

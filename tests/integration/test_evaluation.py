@@ -183,3 +183,14 @@ def test_a_fraction_that_keeps_no_image_fails_alone(tiny_world, tiny_checkpoint,
     assert by_fraction[1.0]["status"] == "ok"
     failed = by_fraction[0.01]
     assert failed["status"] == "failed" and "fraction 0.01" in failed["error"] and "keeps no row" in failed["error"]
+
+
+def test_a_probe_entry_with_settings_is_generated_and_evaluated(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # synthetic probe sets are written under ./work/synthetic_probes
+    results = tmp_path / "results"
+    entry = "synthetic_probes:negation_effusion?contrast_gain=2&n=4"
+    assert run_eval(tiny_checkpoint, "probes", entry, results, "--seeds", "0") == 0
+    found = records(results)
+    assert {(r["dataset"], r["status"]) for r in found} == {("synthetic_probe_negation_effusion_gain2.0", "ok")}
+    assert len(found) == 2  # the zero-shot and the linear reading
+    assert run_eval(tiny_checkpoint, "probes", "synthetic_probes:negation_effusion?gain=2", results) != 0

@@ -38,8 +38,10 @@ never see half of it.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -48,7 +50,7 @@ from typing import Callable, Sequence
 
 from place_bench.hookspecs import hookimpl
 
-from .latent import SampleSpec
+from .latent import SampleSpec, check_contrast_gain
 from .subsets import PROBE_PROMPTS, laterality_probe_specs, negation_probe_specs, severity_probe_specs
 
 __all__ = ["PROBES", "Probe", "SyntheticProbes", "probe_settings", "write_probe_manifest", "write_probe_manifests"]
@@ -117,14 +119,80 @@ def _probe(name: str) -> Probe:
     return PROBES[name]
 
 
-def probe_settings(probe: str, n: int, n_train: int | None, image_px: int, seed: int) -> dict:
-    """The sidecar's ``generator`` entry; equal settings mean an identical manifest."""
+def probe_settings(probe: str, n: int, n_train: int | None, image_px: int, seed: int,
+                   contrast_gain: float = 1.0) -> dict:
+    """The sidecar's ``generator`` entry; equal settings mean an identical manifest.
+
+    ``contrast_gain`` is the synthetic world's lesion contrast multiplier (datasets.md §4.9,
+    :class:`.latent.SampleSpec`); it appears in the settings only when it is not 1.0, so
+    manifests written before the knob existed stay current.
+    """
     _probe(probe)
     n_train = n if n_train is None else n_train
     if int(n) < 1 or int(n_train) < 1:
         raise ValueError(f"n and n_train must be positive, got {n}, {n_train}")
-    return {"probe": probe, "n": int(n), "n_train": int(n_train), "image_px": int(image_px),
-            "seed": int(seed), "format_version": FORMAT_VERSION}
+    settings = {"probe": probe, "n": int(n), "n_train": int(n_train), "image_px": int(image_px),
+                "seed": int(seed), "format_version": FORMAT_VERSION}
+    gain = check_contrast_gain(contrast_gain)
+    if gain != 1.0:
+        settings["contrast_gain"] = gain
+    return settings
+
+
+def probe_dataset(probe: str, contrast_gain: float = 1.0) -> str:
+    """The dataset name a probe's records are filed under: ``synthetic_probe_<probe>``, with
+    ``_gain<g>`` appended for another contrast gain (records of two gains never share a
+    leaderboard cell)."""
+    name = _probe(probe).dataset
+    return name if contrast_gain == 1.0 else f"{name}_gain{contrast_gain!r}"
+
+
+def probe_base_dataset(dataset: str) -> str:
+    """Inverse of :func:`probe_dataset`'s suffix: ``synthetic_probe_<probe>_gain<g>`` ->
+    ``synthetic_probe_<probe>`` (same classes and prompts); any other name as it is."""
+    base, sep, gain = dataset.rpartition("_gain")
+    if sep and base.startswith("synthetic_probe_") and base[len("synthetic_probe_"):] in PROBES:
+        try:
+            float(gain)
+        except ValueError:
+            return dataset
+        return base
+    return dataset
+
+
+#: Settings a probe entry may give after its name (``synthetic_probes:NAME?KEY=VALUE&...``).
+PROBE_OPTIONS = {"n": int, "n_train": int, "image_px": int, "seed": int, "contrast_gain": float}
+_ENTRY = re.compile(r"^synthetic_probes(?::(?P<name>[^?]*))?(?:\?(?P<query>.*))?$")
+
+
+def is_probe_entry(value: str) -> bool:
+    """Whether a dataset entry names synthetic probe sets (``synthetic_probes[:NAME][?...]``)."""
+    return bool(_ENTRY.match(str(value)))
+
+
+def parse_probe_entry(value: str) -> tuple[list[str], dict]:
+    """``synthetic_probes[:NAME][?KEY=VALUE&...]`` -> (probe names, :class:`SyntheticProbes` settings).
+
+    No name = every probe. Keys: ``n``, ``n_train``, ``image_px``, ``seed`` (integers) and
+    ``contrast_gain`` (a number), e.g. ``synthetic_probes:laterality_effusion?contrast_gain=3``.
+    An unknown probe or key, or a value that is not a number, is a ValueError naming it.
+    """
+    match = _ENTRY.match(str(value))
+    if not match:
+        raise ValueError(f"{value!r} is not a synthetic probe entry (synthetic_probes[:NAME][?KEY=VALUE&...])")
+    name = match.group("name")
+    names = [_probe(name).name] if name else list(PROBES)
+    options: dict = {}
+    for item in filter(None, (match.group("query") or "").split("&")):
+        key, sep, text = item.partition("=")
+        if key not in PROBE_OPTIONS or not sep:
+            raise ValueError(f"{value!r}: unknown probe setting {item!r}; known: "
+                             + ", ".join(f"{k}=<{t.__name__}>" for k, t in PROBE_OPTIONS.items()))
+        try:
+            options[key] = PROBE_OPTIONS[key](text)
+        except ValueError:
+            raise ValueError(f"{value!r}: {key}={text!r} is not a{'n integer' if PROBE_OPTIONS[key] is int else ' number'}") from None
+    return names, options
 
 
 def _is_current(manifest: Path, settings: dict) -> bool:
@@ -148,8 +216,11 @@ def _rows(probe: Probe, folder: Path, settings: dict) -> list[dict]:
     (folder / "images").mkdir(parents=True, exist_ok=True)
     names = probe.class_names
     rows = []
+    gain = settings.get("contrast_gain", 1.0)
+    dataset = probe_dataset(probe.name, gain)
     for split, count in (("test", settings["n"]), ("train", settings["n_train"])):
         for spec in probe.specs(settings["seed"], count, f"{probe.name}/{split}"):
+            spec = dataclasses.replace(spec, contrast_gain=gain)
             study = generate_from_spec(spec, settings["image_px"], with_lateral=False, styles=("mimic",))
             c = probe.class_of(spec)
             sample_id = f"{split}_{spec.index:06d}"
@@ -164,7 +235,7 @@ def _rows(probe: Probe, folder: Path, settings: dict) -> list[dict]:
                                                    "certainty": f.certainty},
             }
             rows.append(dict(
-                dataset=probe.dataset, sample_id=sample_id, subject_id=sample_id, study_id=sample_id,
+                dataset=dataset, sample_id=sample_id, subject_id=sample_id, study_id=sample_id,
                 image_path=rel, image_format="png", width=settings["image_px"], height=settings["image_px"],
                 view=study.view, split=split, report=report.text or None, findings=report.sections.get("findings"),
                 impression=report.sections.get("impression"), labels=[float(k == c) for k in range(len(names))],
@@ -185,7 +256,7 @@ def _write_folder(probe: Probe, folder: Path, native_root: Path, settings: dict)
     manifest = folder / MANIFEST_NAME
     summary = write_manifest(manifest, rows, label_names=probe.class_names)
     write_sidecar(manifest.with_suffix(".json"), {
-        "dataset": probe.dataset,
+        "dataset": probe_dataset(probe.name, settings.get("contrast_gain", 1.0)),
         "protocol": "suite",
         "schema_version": SCHEMA_VERSION,
         "native_root": str(native_root),
@@ -222,10 +293,10 @@ def _swap_in(staging: Path, folder: Path, manifest: Path, settings: dict) -> Non
 
 
 def write_probe_manifest(out_dir: str | Path, probe: str, n: int = 20, n_train: int | None = None,
-                         image_px: int = 64, seed: int = 0) -> Path:
+                         image_px: int = 64, seed: int = 0, contrast_gain: float = 1.0) -> Path:
     """Write (or find current) ``<out_dir>/<probe>/suite.parquet`` + sidecar; return the manifest path."""
     p = _probe(probe)
-    settings = probe_settings(probe, n, n_train, image_px, seed)
+    settings = probe_settings(probe, n, n_train, image_px, seed, contrast_gain)
     out_dir = Path(out_dir)
     folder = out_dir / probe
     manifest = folder / MANIFEST_NAME
@@ -259,15 +330,16 @@ class SyntheticProbes:
     """
 
     def __init__(self, probe: str = "laterality_effusion", n: int = 64, n_train: int | None = None,
-                 image_px: int = 64, seed: int = 0, root: str = "work/synthetic_probes"):
-        self.settings = probe_settings(probe, n, n_train, image_px, seed)
+                 image_px: int = 64, seed: int = 0, root: str = "work/synthetic_probes", contrast_gain: float = 1.0):
+        self.settings = probe_settings(probe, n, n_train, image_px, seed, contrast_gain)
         self.probe = probe
         self.root = Path(root)
 
     @property
     def out_dir(self) -> Path:
         s = self.settings
-        return self.root / f"seed{s['seed']}_px{s['image_px']}_n{s['n']}_train{s['n_train']}"
+        key = f"seed{s['seed']}_px{s['image_px']}_n{s['n']}_train{s['n_train']}"
+        return self.root / (f"{key}_gain{s['contrast_gain']!r}" if "contrast_gain" in s else key)
 
     @property
     def native_root(self) -> Path:
@@ -284,7 +356,8 @@ class SyntheticProbes:
 
     def materialize(self) -> Path:
         s = self.settings
-        return write_probe_manifest(self.out_dir, self.probe, s["n"], s["n_train"], s["image_px"], s["seed"])
+        return write_probe_manifest(self.out_dir, self.probe, s["n"], s["n_train"], s["image_px"], s["seed"],
+                                    s.get("contrast_gain", 1.0))
 
 
 @hookimpl

@@ -11,6 +11,8 @@ from place_bench.data.manifest import iter_manifest, read_sidecar
 from place_bench.plugins.datasets.synthetic.probes_manifest import (
     PROBES,
     SyntheticProbes,
+    is_probe_entry,
+    parse_probe_entry,
     place_bench_register,
     write_probe_manifest,
     write_probe_manifests,
@@ -113,3 +115,51 @@ def test_component_materializes_under_a_settings_key(tmp_path):
     assert read_sidecar(manifest)["native_root"] == str(component.native_root.resolve())
     with pytest.raises(ValueError, match="unknown synthetic probe 'left_right'"):
         cls(probe="left_right")
+
+
+def test_probe_entries_name_a_probe_and_its_settings():
+    assert parse_probe_entry("synthetic_probes") == (list(PROBES), {})
+    assert parse_probe_entry("synthetic_probes:negation_effusion") == (["negation_effusion"], {})
+    assert parse_probe_entry("synthetic_probes:laterality_effusion?contrast_gain=3&n=16") == (
+        ["laterality_effusion"], {"contrast_gain": 3.0, "n": 16})
+    assert parse_probe_entry("synthetic_probes?seed=2") == (list(PROBES), {"seed": 2})
+    assert is_probe_entry("synthetic_probes?seed=2") and not is_probe_entry("work/manifests/covidx")
+    with pytest.raises(ValueError, match="unknown probe setting 'gain=3'; known: n=<int>"):
+        parse_probe_entry("synthetic_probes:negation_effusion?gain=3")
+    with pytest.raises(ValueError, match="n='many' is not an integer"):
+        parse_probe_entry("synthetic_probes:negation_effusion?n=many")
+    with pytest.raises(ValueError, match="unknown synthetic probe 'left_right'"):
+        parse_probe_entry("synthetic_probes:left_right?n=2")
+
+
+def test_a_contrast_gain_gives_its_own_probe_set_under_its_own_dataset_name(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    plain = SyntheticProbes("laterality_effusion", n=2, n_train=1, root=str(tmp_path))
+    strong = SyntheticProbes("laterality_effusion", n=2, n_train=1, root=str(tmp_path), contrast_gain=3.0)
+    assert "contrast_gain" not in plain.settings and strong.settings["contrast_gain"] == 3.0
+    assert strong.out_dir != plain.out_dir and strong.out_dir.name.endswith("_gain3.0")
+    one, three = plain.materialize(), strong.materialize()
+    assert read_sidecar(one)["dataset"] == "synthetic_probe_laterality_effusion"
+    assert read_sidecar(three)["dataset"] == "synthetic_probe_laterality_effusion_gain3.0"
+    assert read_sidecar(three)["generator"]["contrast_gain"] == 3.0
+    rows_one, rows_three = _rows(one), _rows(three)
+    # the same studies (ids, reports, classes), painted with stronger effusions
+    assert [(r["sample_id"], r["report"], r["class_index"]) for r in rows_one] == \
+        [(r["sample_id"], r["report"], r["class_index"]) for r in rows_three]
+    assert {r["dataset"] for r in rows_three} == {"synthetic_probe_laterality_effusion_gain3.0"}
+    pixels = [(np.asarray(Image.open(one.parent / a["image_path"])), np.asarray(Image.open(three.parent / b["image_path"])))
+              for a, b in zip(rows_one, rows_three)]
+    assert all(not np.array_equal(a, b) for a, b in pixels)
+
+
+def test_a_gain_variant_uses_its_probes_prompts():
+    from place_bench.plugins.datasets.synthetic.probes_manifest import probe_base_dataset
+    from place_bench.plugins.tasks.prompts import prompts_for
+
+    assert probe_base_dataset("synthetic_probe_negation_effusion_gain3.0") == "synthetic_probe_negation_effusion"
+    assert probe_base_dataset("synthetic_probe_negation_effusion") == "synthetic_probe_negation_effusion"
+    assert probe_base_dataset("synthetic_probe_unknown_gain3.0") == "synthetic_probe_unknown_gain3.0"
+    assert probe_base_dataset("chexpert_gainx") == "chexpert_gainx"
+    assert prompts_for("synthetic_probe_negation_effusion_gain3.0") == prompts_for("synthetic_probe_negation_effusion")
