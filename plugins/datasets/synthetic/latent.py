@@ -295,6 +295,13 @@ def check_contrast_gain(value: Any, name: str = "contrast_gain") -> float:
     return gain
 
 
+def gain_suffix(contrast_gain: float) -> str:
+    """The name suffix of things made with another contrast gain: ``""`` for 1.0, else
+    ``"_gain<g>"`` (``_gain3.0``). Cache folders and probe dataset names use it, so what
+    was made before the knob existed keeps its name."""
+    return "" if contrast_gain == 1.0 else f"_gain{float(contrast_gain)!r}"
+
+
 @dataclass(frozen=True)
 class SampleSpec:
     """Everything needed to regenerate one sample.
@@ -768,5 +775,5 @@ __all__ = [
     "ALLOWED_ZONES", "Anatomy", "CERTAINTIES", "CHANGES", "Constraints", "DEVICE_KINDS", "Device",
     "FINDING_KINDS", "FOREIGN_KINDS", "Finding", "FindingRequest", "ForeignObject", "Nuisance",
     "PROFILES", "ReportNoise", "SEVERITIES", "SIDES", "SampleSpec", "StudyLatent", "SynthConfig",
-    "check_contrast_gain", "config_for_profile", "sample_latent", "seed_sequence", "stable_code",
+    "check_contrast_gain", "config_for_profile", "gain_suffix", "sample_latent", "seed_sequence", "stable_code",
 ]

@@ -18,7 +18,7 @@ from PIL import Image
 
 from place_bench.hookspecs import hookimpl
 
-from .latent import SampleSpec, check_contrast_gain
+from .latent import SampleSpec, check_contrast_gain, gain_suffix
 from .render import to_uint8
 from .study import generate_from_spec
 
@@ -93,7 +93,7 @@ class SyntheticPairs:
     def key(self) -> str:
         """The cache folder name of these settings (see the class docstring)."""
         key = f"seed{self.seed}_px{self.image_px}_train{self.n_train}_test{self.n_test}"
-        return key if self.contrast_gain == 1.0 else f"{key}_gain{self.contrast_gain!r}"
+        return key + gain_suffix(self.contrast_gain)
 
     def materialize(self) -> Path:
         import shutil

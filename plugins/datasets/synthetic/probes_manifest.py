@@ -50,7 +50,7 @@ from typing import Callable, Sequence
 
 from place_bench.hookspecs import hookimpl
 
-from .latent import SampleSpec, check_contrast_gain
+from .latent import SampleSpec, check_contrast_gain, gain_suffix
 from .subsets import PROBE_PROMPTS, laterality_probe_specs, negation_probe_specs, severity_probe_specs
 
 __all__ = ["PROBES", "Probe", "SyntheticProbes", "probe_settings", "write_probe_manifest", "write_probe_manifests"]
@@ -144,7 +144,7 @@ def probe_dataset(probe: str, contrast_gain: float = 1.0) -> str:
     ``_gain<g>`` appended for another contrast gain (records of two gains never share a
     leaderboard cell)."""
     name = _probe(probe).dataset
-    return name if contrast_gain == 1.0 else f"{name}_gain{contrast_gain!r}"
+    return name + gain_suffix(contrast_gain)
 
 
 def probe_base_dataset(dataset: str) -> str:
@@ -339,7 +339,7 @@ class SyntheticProbes:
     def out_dir(self) -> Path:
         s = self.settings
         key = f"seed{s['seed']}_px{s['image_px']}_n{s['n']}_train{s['n_train']}"
-        return self.root / (f"{key}_gain{s['contrast_gain']!r}" if "contrast_gain" in s else key)
+        return self.root / (key + gain_suffix(s.get("contrast_gain", 1.0)))
 
     @property
     def native_root(self) -> Path:

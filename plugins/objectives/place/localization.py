@@ -134,6 +134,19 @@ def grid_cover(lesion: np.ndarray, grid: tuple[int, int]) -> torch.Tensor:
     return torch.from_numpy(cover).flatten()
 
 
+def _pcma(model):
+    """The model's PLACE PCMA objective (the one that can ``observe``)."""
+    return next(o for o in model.objectives if hasattr(o, "observe"))
+
+
+def _pretraining_text(study) -> str:
+    """What pretraining reads of a study's MIMIC-style report (MGCA caption rule)."""
+    from place_bench.data.pairs import caption
+
+    report = study.reports["mimic"]
+    return caption(dict(report.sections, report=report.text))
+
+
 def measure_localization(model, studies, pipeline: dict, select: str = "finding", attention: str = "last") -> LocalizationResult:
     """Read the model's PLACE queries on ``studies`` (from :func:`lesion_studies`).
 
@@ -145,14 +158,13 @@ def measure_localization(model, studies, pipeline: dict, select: str = "finding"
     """
     from place_bench.data.images import CXRTransform
     from place_bench.data.loaders import warp_mask
-    from place_bench.data.pairs import caption
 
     if select not in ("finding", "any"):
         raise ValueError(f"select must be 'finding' or 'any', got {select!r}")
     if attention not in MAPS:
         raise ValueError(f"attention must be one of {MAPS}, got {attention!r}")
     transform = CXRTransform(**dict(pipeline, train=False))
-    pcma = next(o for o in model.objectives if hasattr(o, "observe"))
+    pcma = _pcma(model)
     result = LocalizationResult()
     was_training = model.training
     model.eval()
@@ -161,8 +173,7 @@ def measure_localization(model, studies, pipeline: dict, select: str = "finding"
             image, geometry = transform.apply(study.frontal)
             lesion = warp_mask(mask, geometry)
             report = study.reports["mimic"]
-            text = caption(dict(report.sections, report=report.text))  # what pretraining reads
-            out = model.pair_outputs(image[None], [text])
+            out = model.pair_outputs(image[None], [_pretraining_text(study)])
             seen = pcma.observe(out)
             cover = grid_cover(lesion, tuple(seen["grid"]))
             uniform = float(cover.mean())
@@ -194,12 +205,11 @@ def query_similarity(model, studies, pipeline: dict) -> tuple[float, float]:
     ``studies``, and the same mean for independent random directions of that dimension,
     sqrt(2 / (pi d)). Collapsed queries sit near 1; diverse ones below the bound."""
     from place_bench.data.images import CXRTransform
-    from place_bench.data.pairs import caption
 
     transform = CXRTransform(**dict(pipeline, train=False))
     images = torch.stack([transform.apply(study.frontal)[0] for study, _ in studies])
-    texts = [caption(dict(s.reports["mimic"].sections, report=s.reports["mimic"].text)) for s, _ in studies]
-    pcma = next(o for o in model.objectives if hasattr(o, "observe"))
+    texts = [_pretraining_text(study) for study, _ in studies]
+    pcma = _pcma(model)
     was_training = model.training
     model.eval()
     with torch.no_grad():
